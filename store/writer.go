@@ -1,0 +1,269 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+const (
+	queueSize = 1024 // ops waiting for the writer; beyond that, callers wait
+	maxBatch  = 256  // ops per transaction
+)
+
+var errClosed = errors.New("store: database is closed")
+
+type opKind uint8
+
+const (
+	opCommitSuccess opKind = iota
+	opResetFailures
+	opRecordFailure
+)
+
+// op is one hot-path write, queued for the writer goroutine.
+type op struct {
+	ctx  context.Context
+	kind opKind
+
+	userID  int64
+	tokenID int64 // opCommitSuccess
+	step    int64 // opCommitSuccess
+	drift   int   // opCommitSuccess
+	max     int64 // opRecordFailure: failures that lock
+	until   int64 // opRecordFailure: locked_until if this failure locks, unix ms
+
+	// Set by the writer before it closes done.
+	ok   bool
+	err  error
+	done chan struct{}
+}
+
+// CommitSuccess records step as used for the token, but only if step is
+// greater than the token's last step, and then resets the user's failure
+// count, in one durable transaction. It reports false if the step was not
+// greater (a replay) or the token is not the user's.
+func (db *DB) CommitSuccess(ctx context.Context, userID, tokenID, step int64, drift int) (bool, error) {
+	return db.do(ctx, &op{kind: opCommitSuccess, userID: userID, tokenID: tokenID, step: step, drift: drift})
+}
+
+// ResetFailures sets the user's failure count to 0. An unknown user is not
+// an error: there is nothing to reset.
+func (db *DB) ResetFailures(ctx context.Context, userID int64) error {
+	_, err := db.do(ctx, &op{kind: opResetFailures, userID: userID})
+	return err
+}
+
+// RecordFailure counts one failure for the user. The failure that brings the
+// count to max locks the user until now+lockFor and restarts the count at 0;
+// RecordFailure then reports true. max < 1 counts without ever locking.
+// An unknown user is ErrNotFound.
+func (db *DB) RecordFailure(ctx context.Context, userID int64, max int, lockFor time.Duration) (bool, error) {
+	limit := int64(max)
+	if max < 1 {
+		limit = math.MaxInt64
+	}
+	until := toMS(db.now().Add(lockFor))
+	return db.do(ctx, &op{kind: opRecordFailure, userID: userID, max: limit, until: until})
+}
+
+// do hands o to the writer and waits for its result.
+func (db *DB) do(ctx context.Context, o *op) (bool, error) {
+	o.ctx = ctx
+	o.done = make(chan struct{})
+	select {
+	case <-db.quit:
+		return false, errClosed
+	default:
+	}
+	select {
+	case db.ops <- o:
+	case <-db.quit:
+		return false, errClosed
+	case <-ctx.Done():
+		return false, fmt.Errorf("store: %w", ctx.Err())
+	}
+	select {
+	case <-o.done:
+		return o.ok, o.err
+	case <-ctx.Done():
+	case <-db.done:
+	}
+	// The writer may have answered just now: an op that was committed
+	// reports its true result.
+	select {
+	case <-o.done:
+		return o.ok, o.err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		// Still queued: the writer sees the cancellation and skips it.
+		return false, fmt.Errorf("store: %w", err)
+	}
+	// The writer exited (Close) after it had drained the queue, and o came
+	// in later.
+	return false, errClosed
+}
+
+// run is the writer goroutine: it commits the queued ops in batches until
+// Close, and then the ops still queued.
+func (db *DB) run() {
+	defer close(db.done)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		select {
+		case o := <-db.ops:
+			batch = append(batch, o)
+		case <-db.quit:
+			for {
+				batch = db.fill(batch)
+				if len(batch) == 0 {
+					return
+				}
+				db.commit(batch)
+				clear(batch)
+				batch = batch[:0]
+			}
+		}
+		batch = db.fill(batch)
+		db.commit(batch)
+		clear(batch) // drop the references to finished ops
+		batch = batch[:0]
+	}
+}
+
+// fill adds to batch the ops already queued, without waiting for more.
+func (db *DB) fill(batch []*op) []*op {
+	for len(batch) < maxBatch {
+		select {
+		case o := <-db.ops:
+			batch = append(batch, o)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit runs the batch in one transaction, or, if that fails, each op in
+// its own transaction; then it answers every caller.
+func (db *DB) commit(batch []*op) {
+	// An op whose caller gave up is not run: the request was dropped, and
+	// using up its code now would only turn the NAS's retry into a replay.
+	live := make([]*op, 0, len(batch))
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.err = fmt.Errorf("store: %w", err)
+			close(o.done)
+			continue
+		}
+		live = append(live, o)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if err := db.runTx(live); err != nil {
+		if len(live) == 1 {
+			live[0].err = err
+		} else {
+			db.fallbacks.Add(1)
+			for i, o := range live {
+				o.err = db.runTx(live[i : i+1])
+			}
+		}
+	}
+	for _, o := range live {
+		close(o.done)
+	}
+}
+
+// runTx runs ops in one transaction and sets their results. On error nothing
+// was committed, and every op's result is false.
+func (db *DB) runTx(ops []*op) (err error) {
+	defer func() {
+		if err != nil {
+			for _, o := range ops {
+				o.ok = false
+			}
+		}
+	}()
+	// Not a caller's context: the batch belongs to many callers. Background
+	// also spares the driver a goroutine per statement to watch for
+	// cancellation.
+	ctx := context.Background()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin write: %w", err)
+	}
+	defer tx.Rollback()
+	for _, o := range ops {
+		if o.ok, err = db.exec(ctx, tx, o); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit write: %w", err)
+	}
+	db.txs.Add(1)
+	db.nops.Add(uint64(len(ops)))
+	return nil
+}
+
+// exec runs one op in tx. Each is a single conditional statement (plus, for
+// a success, the failure reset), so concurrent writers, even in other
+// processes or on other nodes sharing a database, cannot both win.
+func (db *DB) exec(ctx context.Context, tx *sql.Tx, o *op) (bool, error) {
+	switch o.kind {
+	case opCommitSuccess:
+		res, err := tx.ExecContext(ctx,
+			`UPDATE tokens SET last_step = ?, drift = ? WHERE id = ? AND user_id = ? AND last_step < ?`,
+			o.step, o.drift, o.tokenID, o.userID, o.step)
+		if err != nil {
+			return false, fmt.Errorf("store: commit success of token %d: %w", o.tokenID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, fmt.Errorf("store: commit success of token %d: %w", o.tokenID, err)
+		}
+		if n != 1 {
+			return false, nil
+		}
+		if err := resetFailures(ctx, tx, o.userID); err != nil {
+			return false, err
+		}
+		return true, nil
+
+	case opResetFailures:
+		return false, resetFailures(ctx, tx, o.userID)
+
+	case opRecordFailure:
+		// SET expressions all see the old row, so both CASEs agree. After a
+		// locking failure the count is 0; otherwise it is at least 1.
+		var failures int64
+		err := tx.QueryRowContext(ctx, `UPDATE users SET
+				failures     = CASE WHEN failures + 1 >= ? THEN 0 ELSE failures + 1 END,
+				locked_until = CASE WHEN failures + 1 >= ? THEN ? ELSE locked_until END
+			WHERE id = ?
+			RETURNING failures`,
+			o.max, o.max, o.until, o.userID).Scan(&failures)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, &kindError{fmt.Sprintf("store: record failure: user id %d not found", o.userID), ErrNotFound}
+		}
+		if err != nil {
+			return false, fmt.Errorf("store: record failure of user id %d: %w", o.userID, err)
+		}
+		return failures == 0, nil
+	}
+	return false, fmt.Errorf("store: unknown op %d", o.kind)
+}
+
+func resetFailures(ctx context.Context, tx *sql.Tx, userID int64) error {
+	// "failures <> 0" skips writing a row that is already right.
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET failures = 0 WHERE id = ? AND failures <> 0`, userID); err != nil {
+		return fmt.Errorf("store: reset failures of user id %d: %w", userID, err)
+	}
+	return nil
+}
