@@ -1,0 +1,362 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the values; see config.example.toml for what they mean.
+const (
+	maxWorkers        = 4096
+	maxQueueSize      = 1 << 20
+	minReplyCacheTTL  = 5 * time.Second
+	maxReplyCacheTTL  = 5 * time.Minute
+	minReplyCacheSize = 1024
+	maxReplyCacheSize = 1 << 24
+	minPeriod         = 15 * time.Second
+	maxPeriod         = 300 * time.Second
+	maxSkew           = 5
+	maxActivation     = 7 * 24 * time.Hour
+	maxFailures       = 1000
+	minLockout        = time.Second
+	maxLockout        = 30 * 24 * time.Hour
+	maxSeparator      = 8    // characters
+	maxSecretFile     = 4096 // bytes; a RADIUS secret is far shorter
+	minSecret         = 16   // bytes; below this Warnings complains
+)
+
+var (
+	algorithms = []string{"SHA1", "SHA256", "SHA512"}
+	policies   = []string{PolicyRequired, PolicyOptional, PolicyDisabled}
+	modes      = []string{ModeAppend, ModeOTP}
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+)
+
+// validate checks every value, normalises some (algorithm upper case,
+// client prefixes, secrets) and adds what is wrong to p.
+func (c *Config) validate(p *problems) {
+	r := &c.Radius
+	checkListen(p, "radius.listen", r.Listen)
+	intRange(p, scope{}, "radius.workers", r.Workers, 1, maxWorkers)
+	intRange(p, scope{}, "radius.queue_size", r.QueueSize, 1, maxQueueSize)
+	durationRange(p, scope{}, "radius.reply_cache_ttl", r.ReplyCacheTTL, minReplyCacheTTL, maxReplyCacheTTL)
+	intRange(p, scope{}, "radius.reply_cache_size", r.ReplyCacheSize, minReplyCacheSize, maxReplyCacheSize)
+
+	db := &c.Database
+	if db.Path == "" {
+		p.bad(scope{}, "database.path", db.Path, "must not be empty")
+	}
+	if db.KeyFile == "" {
+		p.bad(scope{}, "database.key_file", db.KeyFile, "must not be empty")
+	}
+	if db.Path != "" && filepath.Clean(db.Path) == filepath.Clean(db.KeyFile) {
+		p.bad(scope{}, "database.key_file", db.KeyFile, "must not be the database file")
+	}
+
+	t := &c.TOTP
+	switch {
+	case t.Issuer == "":
+		p.bad(scope{}, "totp.issuer", t.Issuer, "must not be empty")
+	case strings.Contains(t.Issuer, ":"):
+		p.bad(scope{}, "totp.issuer", t.Issuer, "must not contain ':' (it separates issuer and account in the otpauth:// label)")
+	case strings.IndexFunc(t.Issuer, unicode.IsControl) >= 0 || !utf8.ValidString(t.Issuer):
+		p.bad(scope{}, "totp.issuer", t.Issuer, "must be printable text")
+	}
+	if up := strings.ToUpper(t.Algorithm); slices.Contains(algorithms, up) {
+		t.Algorithm = up
+	} else {
+		p.bad(scope{}, "totp.algorithm", t.Algorithm, "must be one of %s", strings.Join(algorithms, ", "))
+	}
+	if t.Digits != 6 && t.Digits != 8 {
+		p.bad(scope{}, "totp.digits", t.Digits, "must be 6 or 8")
+	}
+	if t.Period.Duration%time.Second != 0 {
+		p.bad(scope{}, "totp.period", t.Period, "must be whole seconds")
+	}
+	durationRange(p, scope{}, "totp.period", t.Period, minPeriod, maxPeriod)
+	intRange(p, scope{}, "totp.skew", t.Skew, 0, maxSkew)
+	durationRange(p, scope{}, "totp.activation_delay", t.ActivationDelay, 0, maxActivation)
+
+	intRange(p, scope{}, "lockout.max_failures", c.Lockout.MaxFailures, 1, maxFailures)
+	durationRange(p, scope{}, "lockout.duration", c.Lockout.Duration, minLockout, maxLockout)
+
+	oneOf(p, scope{}, "policy.default", c.Policy.Default, policies)
+
+	if c.Metrics.Listen != "" {
+		checkListen(p, "metrics.listen", c.Metrics.Listen)
+	}
+	oneOf(p, scope{}, "log.level", c.Log.Level, logLevels)
+	oneOf(p, scope{}, "log.format", c.Log.Format, logFormats)
+
+	c.validateClients(p)
+}
+
+func (c *Config) validateClients(p *problems) {
+	names := make(map[string]int)      // name -> first client with it
+	nets := make(map[netip.Prefix]int) // prefix -> first client with it
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		where := elemScope("client", i, cl.Name)
+
+		switch {
+		case cl.Name == "":
+			p.add(where, "name", "name is required")
+		case !validName(cl.Name):
+			p.bad(where, "name", cl.Name, "must be letters, digits, '.', '_' and '-' only")
+		}
+		if j, dup := names[cl.Name]; dup && cl.Name != "" {
+			p.bad(where, "name", cl.Name, "client #%d and client #%d have this name; names must be unique", j+1, i+1)
+		} else {
+			names[cl.Name] = i
+		}
+
+		if cl.Address == "" {
+			p.add(where, "address", "address is required (an IP address or a CIDR network)")
+		} else if pfx, msg := parseAddress(cl.Address); msg != "" {
+			p.bad(where, "address", cl.Address, "%s", msg)
+		} else {
+			cl.Prefix = pfx
+			if j, dup := nets[pfx]; dup {
+				other := elemLabel("client", j, c.Clients[j].Name)
+				if other == where.label {
+					other = fmt.Sprintf("client #%d", j+1)
+				}
+				p.bad(where, "address", cl.Address, "same network %s as %s; each network may belong to one client only", pfx, other)
+			} else {
+				nets[pfx] = i
+			}
+		}
+
+		c.loadSecret(p, where, cl)
+
+		if cl.Mode == "" {
+			cl.Mode = ModeAppend
+		}
+		oneOf(p, where, "mode", cl.Mode, modes)
+		switch {
+		case cl.Separator == "":
+		case cl.Mode == ModeOTP:
+			p.bad(where, "separator", cl.Separator, "only allowed with mode = %q", ModeAppend)
+		case utf8.RuneCountInString(cl.Separator) > maxSeparator:
+			p.bad(where, "separator", cl.Separator, "must be at most %d characters", maxSeparator)
+		case strings.IndexFunc(cl.Separator, unicode.IsDigit) >= 0:
+			p.bad(where, "separator", cl.Separator, "must not contain digits (they would be read as part of the code)")
+		case strings.IndexFunc(cl.Separator, unicode.IsControl) >= 0 || !utf8.ValidString(cl.Separator):
+			p.bad(where, "separator", cl.Separator, "must be printable text")
+		}
+
+		if cl.RequireMessageAuthenticator == nil {
+			on := true
+			cl.RequireMessageAuthenticator = &on
+		}
+		if cl.Policy != "" {
+			oneOf(p, where, "policy", cl.Policy, policies)
+		}
+	}
+}
+
+// loadSecret fills cl.SecretBytes from secret or secret_file (already
+// resolved against the config directory). Secrets never go into messages.
+func (c *Config) loadSecret(p *problems, where scope, cl *Client) {
+	switch {
+	case cl.Secret != "" && cl.SecretFile != "":
+		p.add(where, "secret", "both secret and secret_file are set; set only one")
+	case cl.SecretFile != "":
+		b, mode, err := readSecretFile(cl.SecretFile)
+		if err != nil {
+			p.bad(where, "secret_file", cl.SecretFile, "%v", err)
+			return
+		}
+		cl.SecretBytes = b
+		if mode&0o004 != 0 {
+			c.loadWarnings = append(c.loadWarnings, fmt.Sprintf(
+				"%s: secret_file %s can be read by every user (mode %04o); chmod 600 it",
+				where.label, show(cl.SecretFile), mode.Perm()))
+		}
+	case cl.Secret != "":
+		cl.SecretBytes = []byte(cl.Secret)
+	default:
+		p.add(where, "secret", "no secret: set secret or secret_file")
+	}
+}
+
+// readSecretFile returns the content of the file without trailing newlines.
+// Its errors do not repeat the path (the caller shows it).
+func readSecretFile(path string) ([]byte, fs.FileMode, error) {
+	// Stat first: opening a FIFO would block.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, pathless(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, errors.New("not a regular file")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, pathless(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, 0, pathless(err)
+	}
+	if len(b) > maxSecretFile {
+		return nil, 0, fmt.Errorf("file is larger than %d bytes; is it the right file?", maxSecretFile)
+	}
+	b = []byte(strings.TrimRight(string(b), "\r\n"))
+	if len(b) == 0 {
+		return nil, 0, errors.New("file is empty")
+	}
+	return b, fi.Mode(), nil
+}
+
+// pathless drops the path from an *fs.PathError: "no such file or directory".
+func pathless(err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// parseAddress parses a client address: a CIDR network or a bare IP address
+// (a network of that one address). IPv4-mapped IPv6 addresses become IPv4.
+// On failure it returns what is wrong.
+func parseAddress(s string) (netip.Prefix, string) {
+	const want = `must be an IP address or a CIDR network such as "192.0.2.10", "192.0.2.0/24" or "2001:db8::/32"`
+	if strings.Contains(s, "%") {
+		return netip.Prefix{}, "must not have an IPv6 zone"
+	}
+	var pfx netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if pfx, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, want
+		}
+		if a := pfx.Addr(); a.Is4In6() && pfx.Bits() >= 96 {
+			pfx = netip.PrefixFrom(a.Unmap(), pfx.Bits()-96)
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, want
+		}
+		a = a.Unmap()
+		pfx = netip.PrefixFrom(a, a.BitLen())
+	}
+	return pfx.Masked(), ""
+}
+
+// validName reports whether s is made of [A-Za-z0-9._-].
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// checkListen checks a host:port listen address. The host may be empty (all
+// interfaces), an IP address or a host name; port 0 picks a free port.
+func checkListen(p *problems, key, s string) {
+	const want = `must be host:port such as "127.0.0.1:1812", "[::1]:1812" or ":1812"`
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		p.bad(scope{}, key, s, want)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		p.bad(scope{}, key, s, "port must be a number from 0 to 65535")
+		return
+	}
+	if host == "" {
+		return
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !validHostname(host) {
+		p.bad(scope{}, key, s, "host must be an IP address or a host name")
+	}
+}
+
+// validHostname reports whether s is a syntactically valid DNS name.
+func validHostname(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func intRange(p *problems, where scope, key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		p.bad(where, key, v, "must be from %d to %d", lo, hi)
+	}
+}
+
+func durationRange(p *problems, where scope, key string, v Duration, lo, hi time.Duration) {
+	if v.Duration < lo || v.Duration > hi {
+		p.bad(where, key, v, "must be from %s to %s", fmtDuration(lo), fmtDuration(hi))
+	}
+}
+
+func oneOf(p *problems, where scope, key, v string, allowed []string) {
+	if !slices.Contains(allowed, v) {
+		p.bad(where, key, v, "must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+// Warnings returns what is allowed but probably not wanted, one sentence
+// each, for the log at start-up and for check-config. They never contain a
+// secret.
+func (c *Config) Warnings() []string {
+	var w []string
+	if len(c.Clients) == 0 {
+		w = append(w, "no [[client]] is configured: every RADIUS request will be dropped")
+	}
+	if c.Policy.Default == PolicyDisabled {
+		w = append(w, `policy.default = "disabled": users and clients without their own policy get no second factor`)
+	}
+	for i, cl := range c.Clients {
+		where := elemLabel("client", i, cl.Name)
+		n := len(cl.SecretBytes)
+		if n == 0 {
+			n = len(cl.Secret)
+		}
+		if n < minSecret {
+			w = append(w, fmt.Sprintf("%s: secret is %d bytes; use at least %d random bytes", where, n, minSecret))
+		}
+		if !cl.RequiresMessageAuthenticator() {
+			w = append(w, where+": require_message_authenticator = false: requests without Message-Authenticator are answered, "+
+				"which exposes this client to forged replies (Blast-RADIUS, CVE-2024-3596)")
+		}
+		if given, err := netip.ParsePrefix(cl.Address); err == nil && given != given.Masked() {
+			w = append(w, fmt.Sprintf("%s: address %s has host bits set; it means %s", where, show(cl.Address), given.Masked()))
+		}
+		if cl.Prefix.IsValid() && cl.Prefix.Bits() == 0 {
+			w = append(w, fmt.Sprintf("%s: address %s accepts requests from every address", where, show(cl.Address)))
+		}
+	}
+	return append(w, c.loadWarnings...)
+}
