@@ -1,0 +1,120 @@
+package radius
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// cacheKey identifies a request the way RFC 5080 section 2.2.2 asks: a
+// retransmission has the same source, Identifier and Request Authenticator.
+type cacheKey struct {
+	src  netip.AddrPort
+	id   byte
+	auth [16]byte
+}
+
+// cacheEntry is one request: in flight while reply is nil, then answered.
+type cacheEntry struct {
+	key        cacheKey
+	expires    time.Time
+	reply      []byte // nil while in flight; never changed once set
+	prev, next *cacheEntry
+}
+
+// cacheState is what replyCache.begin found.
+type cacheState int
+
+const (
+	cacheNew      cacheState = iota // a new entry was made: process the request
+	cacheInFlight                   // the request is being processed
+	cacheAnswered                   // the request was answered: resend the reply
+	cacheFull                       // no room without evicting a live entry
+)
+
+// replyCache remembers requests for ttl after they arrived. All entries have
+// the same ttl and are inserted in arrival order, so the oldest entry is
+// always the next to expire: entries sit in a list in arrival order, and
+// expiry pops from its head, which makes every operation O(1).
+type replyCache struct {
+	ttl time.Duration
+	max int
+
+	mu         sync.Mutex
+	m          map[cacheKey]*cacheEntry
+	head, tail *cacheEntry // head is the oldest
+}
+
+func newReplyCache(ttl time.Duration, max int) *replyCache {
+	return &replyCache{ttl: ttl, max: max, m: make(map[cacheKey]*cacheEntry)}
+}
+
+// begin looks k up at time now. For a new key it inserts an in-flight entry
+// and returns it with cacheNew; for an answered key it returns the reply.
+// Expired entries are removed first. When max live entries exist, nothing is
+// evicted: begin reports cacheFull.
+func (c *replyCache) begin(k cacheKey, now time.Time) (*cacheEntry, []byte, cacheState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.head != nil && !now.Before(c.head.expires) {
+		e := c.head
+		delete(c.m, e.key)
+		c.unlink(e)
+	}
+	if e, ok := c.m[k]; ok {
+		if e.reply == nil {
+			return e, nil, cacheInFlight
+		}
+		return e, e.reply, cacheAnswered
+	}
+	if len(c.m) >= c.max {
+		return nil, nil, cacheFull
+	}
+	e := &cacheEntry{key: k, expires: now.Add(c.ttl), prev: c.tail}
+	if c.tail != nil {
+		c.tail.next = e
+	} else {
+		c.head = e
+	}
+	c.tail = e
+	c.m[k] = e
+	return e, nil, cacheNew
+}
+
+// finish stores the reply of e; retransmissions get it until e expires.
+func (c *replyCache) finish(e *cacheEntry, reply []byte) {
+	c.mu.Lock()
+	e.reply = reply
+	c.mu.Unlock()
+}
+
+// forget removes e, so that a retransmission is processed as new.
+func (c *replyCache) forget(e *cacheEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[e.key] != e {
+		return // expired already, and maybe replaced
+	}
+	delete(c.m, e.key)
+	c.unlink(e)
+}
+
+func (c *replyCache) unlink(e *cacheEntry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		c.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		c.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}
+
+func (c *replyCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
