@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/radotp/radotp/config"
+	"github.com/radotp/radotp/metrics"
+	"github.com/radotp/radotp/password"
+	"github.com/radotp/radotp/radius"
+	"github.com/radotp/radotp/store"
+	"github.com/radotp/radotp/verifier"
+)
+
+// Main is a running radotp server: the wiring of every package. End-to-end
+// tests use it directly (Run on free ports, Close).
+type Main struct {
+	Config *config.Config
+	Logger *slog.Logger
+	Now    func() time.Time // nil = time.Now
+
+	DB       *store.DB
+	Verifier *verifier.Verifier
+	Server   *radius.Server
+	Registry *prometheus.Registry
+
+	conn      net.PacketConn
+	metricsLn net.Listener
+	httpSrv   *http.Server
+	served    chan error
+}
+
+// Run opens the database, binds the RADIUS and metrics listeners and starts
+// serving. It returns once both listen, or with the first error.
+func (m *Main) Run(ctx context.Context) (err error) {
+	cfg := m.Config
+	if m.Logger == nil {
+		m.Logger = slog.Default()
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+
+	m.DB, err = store.Open(ctx, store.Options{Path: cfg.Database.Path, KeyFile: cfg.Database.KeyFile, Now: m.Now})
+	if err != nil {
+		return err
+	}
+	clients, err := radiusClients(cfg)
+	if err != nil {
+		return err
+	}
+
+	m.Registry = prometheus.NewRegistry()
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	met := metrics.New(m.Registry, radius.DropReasons, radius.AnswerKinds)
+	metrics.RegisterTokens(m.Registry, m.DB.TokenCounts)
+
+	m.Verifier = verifier.New(m.DB, password.NewHasher(runtime.NumCPU()), m.Now, m.Logger, verifierSettings(cfg))
+	m.Server = &radius.Server{
+		Verifier:       met.Instrument(m.Verifier),
+		Observer:       met,
+		Logger:         m.Logger,
+		Workers:        cfg.Radius.Workers,
+		QueueSize:      cfg.Radius.QueueSize,
+		ReplyCacheTTL:  cfg.Radius.ReplyCacheTTL.Duration,
+		ReplyCacheSize: cfg.Radius.ReplyCacheSize,
+		Now:            m.Now,
+	}
+	m.Server.SetClients(clients)
+
+	m.conn, err = net.ListenPacket("udp", cfg.Radius.Listen)
+	if err != nil {
+		return fmt.Errorf("radius.listen %s: %w", cfg.Radius.Listen, err)
+	}
+	if cfg.Metrics.Listen != "" {
+		m.metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen %s: %w", cfg.Metrics.Listen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(m.Registry))
+		m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = m.httpSrv.Serve(m.metricsLn) }()
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.Server.Serve(m.conn) }()
+
+	m.Logger.Info("radotp serving", "radius", m.conn.LocalAddr().String(), "metrics", m.MetricsAddr(),
+		"database", cfg.Database.Path, "clients", len(cfg.Clients))
+	return nil
+}
+
+// RadiusAddr is the bound RADIUS address (useful with port 0).
+func (m *Main) RadiusAddr() string { return m.conn.LocalAddr().String() }
+
+// MetricsAddr is the bound metrics address, or "" when disabled.
+func (m *Main) MetricsAddr() string {
+	if m.metricsLn == nil {
+		return ""
+	}
+	return m.metricsLn.Addr().String()
+}
+
+// Served is closed-over Serve's return: it yields once the RADIUS server stops.
+func (m *Main) Served() <-chan error { return m.served }
+
+// Close stops reading requests, lets those in flight finish and answer (up to
+// 10 s), then stops the metrics listener and closes the database.
+func (m *Main) Close() error {
+	var errs []error
+	if m.Server != nil && m.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := m.Server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("radius shutdown: %w", err))
+		}
+		cancel()
+	}
+	if m.conn != nil {
+		m.conn.Close()
+	}
+	if m.httpSrv != nil {
+		m.httpSrv.Close()
+	}
+	if m.DB != nil {
+		if err := m.DB.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func verifierSettings(cfg *config.Config) verifier.Settings {
+	return verifier.Settings{
+		Skew:            cfg.TOTP.Skew,
+		DefaultPolicy:   verifier.Policy(cfg.Policy.Default),
+		MaxFailures:     cfg.Lockout.MaxFailures,
+		LockoutDuration: cfg.Lockout.Duration.Duration,
+	}
+}
+
+func radiusClients(cfg *config.Config) (*radius.Clients, error) {
+	cs := make([]radius.Client, 0, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		cs = append(cs, radius.Client{
+			Client: verifier.Client{
+				Name: c.Name, Mode: verifier.Mode(c.Mode), Separator: c.Separator, Policy: verifier.Policy(c.Policy),
+			},
+			Prefixes:                    []netip.Prefix{c.Prefix},
+			Secret:                      c.SecretBytes,
+			RequireMessageAuthenticator: c.RequiresMessageAuthenticator(),
+		})
+	}
+	return radius.NewClients(cs)
+}
+
+// newLogger builds the process logger from [log].
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
