@@ -63,6 +63,7 @@ type Config struct {
 	Lockout  Lockout  `toml:"lockout"`
 	Policy   Policy   `toml:"policy"`
 	Clients  []Client `toml:"client"`
+	Audit    Audit    `toml:"audit"`
 	Metrics  Metrics  `toml:"metrics"`
 	Log      Log      `toml:"log"`
 
@@ -109,7 +110,15 @@ type Lockout struct {
 
 // Policy is the default second-factor policy.
 type Policy struct {
-	Default string `toml:"default"` // required, optional or disabled; default "required"
+	Default         string   `toml:"default"`          // required, optional or disabled; default "required"
+	TrustedNetworks []string `toml:"trusted_networks"` // CIDRs; a Calling-Station-Id inside one needs no second factor
+
+	TrustedPrefixes []netip.Prefix `toml:"-"` // TrustedNetworks, parsed and masked
+}
+
+// Audit configures the stored record of decisions.
+type Audit struct {
+	Retention Duration `toml:"retention"` // decisions older than this are pruned; default 2160h (90 days), 1h..87600h
 }
 
 // Policy values.
@@ -121,20 +130,30 @@ const (
 
 // Client modes.
 const (
-	ModeAppend = "append" // User-Password is the password followed by the code
-	ModeOTP    = "otp"    // User-Password is the code only
+	ModeAppend    = "append"    // User-Password is the password followed by the code
+	ModeOTP       = "otp"       // User-Password is the code only
+	ModeChallenge = "challenge" // the password, then the code after an Access-Challenge
+	ModeAuto      = "auto"      // challenge if the password alone passes, else password+code
+)
+
+// Defaults of the challenge keys of a client.
+const (
+	DefaultChallengePrompt = "Enter your verification code"
+	DefaultChallengeTTL    = 2 * time.Minute
 )
 
 // Client is one RADIUS client (NAS): a VPN or SSH gateway allowed to ask.
 type Client struct {
-	Name                        string `toml:"name"`                          // required, unique, [A-Za-z0-9._-]+
-	Address                     string `toml:"address"`                       // CIDR or bare IP (= /32 or /128)
-	Secret                      string `toml:"secret"`                        // shared secret; exactly one of secret / secret_file
-	SecretFile                  string `toml:"secret_file"`                   // file holding the secret; trailing newline trimmed
-	Mode                        string `toml:"mode"`                          // append or otp; default "append"
-	Separator                   string `toml:"separator"`                     // mode append only: between password and code; default ""
-	RequireMessageAuthenticator *bool  `toml:"require_message_authenticator"` // nil = true
-	Policy                      string `toml:"policy"`                        // "" = policy.default; required, optional or disabled
+	Name                        string   `toml:"name"`                          // required, unique, [A-Za-z0-9._-]+
+	Address                     string   `toml:"address"`                       // CIDR or bare IP (= /32 or /128)
+	Secret                      string   `toml:"secret"`                        // shared secret; exactly one of secret / secret_file
+	SecretFile                  string   `toml:"secret_file"`                   // file holding the secret; trailing newline trimmed
+	Mode                        string   `toml:"mode"`                          // append or otp; default "append"
+	Separator                   string   `toml:"separator"`                     // mode append only: between password and code; default ""
+	RequireMessageAuthenticator *bool    `toml:"require_message_authenticator"` // nil = true
+	Policy                      string   `toml:"policy"`                        // "" = policy.default; required, optional or disabled
+	ChallengePrompt             string   `toml:"challenge_prompt"`              // modes challenge/auto: Reply-Message asking for the code
+	ChallengeTTL                Duration `toml:"challenge_ttl"`                 // modes challenge/auto: time to answer a challenge; default 2m
 
 	// Filled by Load and Parse.
 	Prefix      netip.Prefix `toml:"-"` // Address, parsed and masked
@@ -151,6 +170,8 @@ func (cl Client) RequiresMessageAuthenticator() bool {
 // are decoded over them.
 func (cl *Client) setDefaults() {
 	cl.Mode = ModeAppend
+	cl.ChallengePrompt = DefaultChallengePrompt
+	cl.ChallengeTTL = Duration{DefaultChallengeTTL}
 }
 
 // Metrics configures the Prometheus listener.
@@ -191,6 +212,7 @@ func Default() *Config {
 			Duration:    Duration{15 * time.Minute},
 		},
 		Policy:  Policy{Default: PolicyRequired},
+		Audit:   Audit{Retention: Duration{90 * 24 * time.Hour}},
 		Metrics: Metrics{Listen: "127.0.0.1:9812"},
 		Log:     Log{Level: "info", Format: "text"},
 	}

@@ -351,6 +351,22 @@ func (d *decoder) value(raw any, v reflect.Value, full string, where scope, rel 
 			return
 		}
 		d.table(m, v, full, where, rel)
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		elems, ok := raw.([]any)
+		if !ok {
+			d.p.bad(where, rel, shown, `must be an array of strings, such as ["a", "b"]`)
+			return
+		}
+		out := make([]string, 0, len(elems))
+		for _, e := range elems {
+			s, ok := e.(string)
+			if !ok {
+				d.p.bad(where, rel, shown, `must be an array of strings, such as ["a", "b"]`)
+				return
+			}
+			out = append(out, s)
+		}
+		v.Set(reflect.ValueOf(out))
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 		d.tables(raw, v, full, where, rel)
 	default:

@@ -103,6 +103,8 @@ func TestExampleFile(t *testing.T) {
 			Secret:                      "radotp-example-secret-change-me",
 			Mode:                        ModeAppend,
 			RequireMessageAuthenticator: &on,
+			ChallengePrompt:             DefaultChallengePrompt,
+			ChallengeTTL:                Duration{DefaultChallengeTTL},
 			Prefix:                      netip.MustParsePrefix("127.0.0.1/32"),
 			SecretBytes:                 []byte("radotp-example-secret-change-me"),
 		}}

@@ -35,12 +35,17 @@ const (
 	maxSeparator      = 8    // characters
 	maxSecretFile     = 4096 // bytes; a RADIUS secret is far shorter
 	minSecret         = 16   // bytes; below this Warnings complains
+	minChallengeTTL   = 10 * time.Second
+	maxChallengeTTL   = 10 * time.Minute
+	maxPrompt         = 1000 // bytes; sent as Reply-Message attributes
+	minRetention      = time.Hour
+	maxRetention      = 10 * 365 * 24 * time.Hour
 )
 
 var (
 	algorithms = []string{"SHA1", "SHA256", "SHA512"}
 	policies   = []string{PolicyRequired, PolicyOptional, PolicyDisabled}
-	modes      = []string{ModeAppend, ModeOTP}
+	modes      = []string{ModeAppend, ModeOTP, ModeChallenge, ModeAuto}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
 )
@@ -94,6 +99,19 @@ func (c *Config) validate(p *problems) {
 	durationRange(p, scope{}, "lockout.duration", c.Lockout.Duration, minLockout, maxLockout)
 
 	oneOf(p, scope{}, "policy.default", c.Policy.Default, policies)
+	c.Policy.TrustedPrefixes = nil
+	if len(c.Policy.TrustedNetworks) == 0 {
+		c.Policy.TrustedNetworks = nil // `= []` and no key mean the same
+	}
+	for _, n := range c.Policy.TrustedNetworks {
+		pfx, msg := parseAddress(n)
+		if msg != "" {
+			p.bad(scope{}, "policy.trusted_networks", n, "%s", msg)
+			continue
+		}
+		c.Policy.TrustedPrefixes = append(c.Policy.TrustedPrefixes, pfx)
+	}
+	durationRange(p, scope{}, "audit.retention", c.Audit.Retention, minRetention, maxRetention)
 
 	if c.Metrics.Listen != "" {
 		checkListen(p, "metrics.listen", c.Metrics.Listen)
@@ -148,8 +166,8 @@ func (c *Config) validateClients(p *problems) {
 		oneOf(p, where, "mode", cl.Mode, modes)
 		switch {
 		case cl.Separator == "":
-		case cl.Mode == ModeOTP:
-			p.bad(where, "separator", cl.Separator, "only allowed with mode = %q", ModeAppend)
+		case cl.Mode == ModeOTP || cl.Mode == ModeChallenge:
+			p.bad(where, "separator", cl.Separator, "only allowed with mode = %q or %q", ModeAppend, ModeAuto)
 		case utf8.RuneCountInString(cl.Separator) > maxSeparator:
 			p.bad(where, "separator", cl.Separator, "must be at most %d characters", maxSeparator)
 		case strings.IndexFunc(cl.Separator, unicode.IsDigit) >= 0:
@@ -165,6 +183,15 @@ func (c *Config) validateClients(p *problems) {
 		if cl.Policy != "" {
 			oneOf(p, where, "policy", cl.Policy, policies)
 		}
+		switch {
+		case cl.ChallengePrompt == "":
+			p.add(where, "challenge_prompt", "challenge_prompt must not be empty")
+		case len(cl.ChallengePrompt) > maxPrompt:
+			p.bad(where, "challenge_prompt", cl.ChallengePrompt, "must be at most %d bytes", maxPrompt)
+		case !utf8.ValidString(cl.ChallengePrompt) || strings.IndexFunc(cl.ChallengePrompt, unicode.IsControl) >= 0:
+			p.bad(where, "challenge_prompt", cl.ChallengePrompt, "must be printable text")
+		}
+		durationRange(p, where, "challenge_ttl", cl.ChallengeTTL, minChallengeTTL, maxChallengeTTL)
 	}
 }
 
