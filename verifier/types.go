@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -118,3 +119,46 @@ type Store interface {
 	// failure locked the user.
 	RecordFailure(ctx context.Context, userID int64, max int, lockFor time.Duration) (bool, error)
 }
+
+// ErrFirstFactorUnavailable marks errors of a first-factor backend that could
+// not answer (directory down, timeout). The request is dropped (the NAS
+// retries or fails over) and never counted towards a lockout.
+var ErrFirstFactorUnavailable = errors.New("first factor unavailable")
+
+// FirstFactorResult is a first-factor backend's answer.
+type FirstFactorResult struct {
+	OK bool // the password is right (and the user may log in at all)
+	// Reason, when !OK, is the reject reason: "" means ReasonBadPassword;
+	// ReasonUserDisabled for e.g. "not in the required LDAP group".
+	Reason Reason
+	// Policy, when not PolicyDefault, overrides the user's policy level for
+	// this request, e.g. members of an LDAP group exempt from 2FA get
+	// PolicyOptional. The client and global levels still apply below it.
+	Policy Policy
+}
+
+// FirstFactor checks a password where it lives: the local hash, an LDAP
+// directory, an upstream RADIUS server.
+type FirstFactor interface {
+	// Check checks password for the user called name. u is radotp's own
+	// record of the user, nil if radotp has none (a backend that needs a
+	// local record, like the local hash, then spends the time of a check
+	// and reports !OK). A wrong password is a result with OK false and a nil
+	// error. An error means no answer could be had; backends wrap
+	// ErrFirstFactorUnavailable when the backend is down or timed out.
+	Check(ctx context.Context, name string, u *store.User, password []byte) (FirstFactorResult, error)
+}
+
+// FirstFactorFunc adapts a function to FirstFactor.
+type FirstFactorFunc func(ctx context.Context, name string, u *store.User, password []byte) (FirstFactorResult, error)
+
+// Check calls f.
+func (f FirstFactorFunc) Check(ctx context.Context, name string, u *store.User, password []byte) (FirstFactorResult, error) {
+	return f(ctx, name, u, password)
+}
+
+// NotEnrolledHook is told when a user whose policy requires a second factor
+// but who has no token passed the first factor. It returns a message for the
+// user (e.g. "We sent you an enrollment link by e-mail") or "". Enrollment
+// uses it to mail a link; it must be quick and must not fail the request.
+type NotEnrolledHook func(ctx context.Context, u store.User) string
