@@ -79,6 +79,7 @@ const (
 	DropDuplicateInFlight           = "duplicate_in_flight"           // retransmission of a request being worked on
 	DropOverload                    = "overload"                      // reply cache or queue full
 	DropStorageError                = "storage_error"                 // the Verifier returned an error
+	DropFirstFactorUnavailable      = "first_factor_unavailable"      // the password backend (LDAP, upstream RADIUS) did not answer
 )
 
 // DropReasons is the fixed set of drop reasons, for pre-initialised metrics.
@@ -86,6 +87,7 @@ var DropReasons = []string{
 	DropUnknownClient, DropMalformed, DropMissingMessageAuthenticator,
 	DropBadMessageAuthenticator, DropDuplicateInFlight, DropOverload,
 	DropStorageError,
+	DropFirstFactorUnavailable,
 }
 
 // Answer kinds, the values passed to Observer.Answered.

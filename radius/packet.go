@@ -20,6 +20,8 @@ const (
 	attrReplyMessage         = 18
 	attrState                = 24
 	attrProxyState           = 33
+	attrPrompt               = 76 // RFC 2869
+	promptNoEcho             = 0
 	attrMessageAuthenticator = 80
 
 	headerLen  = 20
@@ -33,6 +35,7 @@ type checked struct {
 	pkt         []byte // the packet, cut to its Length field
 	maOff       int    // offset of the Message-Authenticator value, 0 if absent
 	hasPassword bool
+	proxyState  bool // at least one Proxy-State
 }
 
 // check applies the sanity checks of the package doc (step 2) to the datagram
@@ -69,6 +72,8 @@ func check(b []byte) (checked, string) {
 			return checked{}, "attribute past the end"
 		}
 		switch typ {
+		case attrProxyState:
+			res.proxyState = true
 		case attrUserName:
 			names++
 		case attrUserPassword:
@@ -144,6 +149,9 @@ func (r *reply) encodedLen(proxyStates [][]byte) int {
 	for _, ps := range proxyStates {
 		n += 2 + len(ps)
 	}
+	if r.code == codeAccessChallenge {
+		n += 6 // Prompt
+	}
 	return n
 }
 
@@ -183,6 +191,10 @@ func (r *reply) encode(req, secret []byte, proxyStates [][]byte) []byte {
 		b = append(b, attrReplyMessage, byte(2+len(chunk)))
 		b = append(b, chunk...)
 		p = p[len(chunk):]
+	}
+	if r.code == codeAccessChallenge {
+		// Prompt = No-Echo (RFC 2869 5.10): the code is typed like a password.
+		b = append(b, attrPrompt, 6, 0, 0, 0, promptNoEcho)
 	}
 	for _, ps := range proxyStates {
 		if len(ps) > maxAttrVal {

@@ -74,6 +74,10 @@ func TestSanity(t *testing.T) {
 		}(), DropMalformed, 0},
 		{"MessageAuthenticator/MissingRequired", strictSrc, req(strictSecret, false), DropMissingMessageAuthenticator, 0},
 		{"MessageAuthenticator/MissingNotRequired", laxSrc, req(laxSecret, false), "", codeAccessAccept},
+		// limit_proxy_state (Blast-RADIUS): excused from Message-Authenticator,
+		// but a Proxy-State without it is dropped; signed, it is served.
+		{"MessageAuthenticator/ProxyStateWithoutMA", laxSrc, req(laxSecret, false, attr{typ: 33, val: []byte("p")}), DropMissingMessageAuthenticator, 0},
+		{"MessageAuthenticator/ProxyStateWithMA", laxSrc, req(laxSecret, true, attr{typ: 33, val: []byte("p")}), "", codeAccessAccept},
 		{"MessageAuthenticator/Bad", strictSrc, badMA(strictSecret), DropBadMessageAuthenticator, 0},
 		{"MessageAuthenticator/BadNotRequired", laxSrc, badMA(laxSecret), DropBadMessageAuthenticator, 0},
 		{"MessageAuthenticator/OtherSecret", strictSrc, req(laxSecret, true), DropBadMessageAuthenticator, 0},
@@ -256,7 +260,9 @@ func TestReplyFormat(t *testing.T) {
 		if reply[0] != codeAccessChallenge {
 			t.Fatalf("code %d; want Access-Challenge", reply[0])
 		}
-		want := []attr{{typ: 80}, {typ: 24, val: []byte("state-1")}, {typ: 18, val: []byte("Enter your code")}, {typ: 33, val: []byte("ps1")}}
+		want := []attr{{typ: 80}, {typ: 24, val: []byte("state-1")}, {typ: 18, val: []byte("Enter your code")},
+			{typ: 76, val: []byte{0, 0, 0, 0}}, // Prompt = No-Echo
+			{typ: 33, val: []byte("ps1")}}
 		if len(attrs) != len(want) {
 			t.Fatalf("%d attributes; want %d", len(attrs), len(want))
 		}

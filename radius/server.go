@@ -418,6 +418,10 @@ func (s *Server) admit(b []byte, src netip.AddrPort) (req *request, resend []byt
 	switch {
 	case c.maOff == 0 && pkt[0] == codeStatusServer:
 		return nil, nil, s.drop(DropMissingMessageAuthenticator, src, cl, "Status-Server without Message-Authenticator")
+	case c.maOff == 0 && c.proxyState:
+		// limit_proxy_state (Blast-RADIUS, CVE-2024-3596): a NAS excused from
+		// Message-Authenticator sends no Proxy-State; a proxy must sign.
+		return nil, nil, s.drop(DropMissingMessageAuthenticator, src, cl, "Proxy-State without Message-Authenticator")
 	case c.maOff == 0 && cl.RequireMessageAuthenticator:
 		return nil, nil, s.drop(DropMissingMessageAuthenticator, src, cl, "Access-Request without Message-Authenticator")
 	case c.maOff != 0 && !validMessageAuthenticator(cl.Secret, pkt, c.maOff):
@@ -472,12 +476,16 @@ func (s *Server) process(ctx context.Context, req *request) (b []byte, kind, dro
 		d, reason, err := s.decide(ctx, req, p)
 		if err != nil {
 			s.cache.forget(req.entry)
-			s.obs.Dropped(DropStorageError)
-			if ok, suppressed := s.allowLog(slog.LevelError, DropStorageError); ok {
-				s.log.Error("radius: could not decide, request dropped", "client", cl.Name,
-					"source", req.src.String(), "error", err, "suppressed", suppressed)
+			why := DropStorageError
+			if errors.Is(err, verifier.ErrFirstFactorUnavailable) {
+				why = DropFirstFactorUnavailable
 			}
-			return nil, "", DropStorageError
+			s.obs.Dropped(why)
+			if ok, suppressed := s.allowLog(slog.LevelError, why); ok {
+				s.log.Error("radius: could not decide, request dropped", "client", cl.Name,
+					"source", req.src.String(), "reason", why, "error", err, "suppressed", suppressed)
+			}
+			return nil, "", why
 		}
 		switch d.Outcome {
 		case verifier.Accept:

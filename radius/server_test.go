@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
@@ -525,5 +526,18 @@ func TestLogs(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Errorf("log contains %q:\n%s", secret, out)
 		}
+	}
+}
+
+// A first-factor backend that does not answer is not a storage fault: the
+// drop is counted apart so that an admin sees the directory is down.
+func TestFirstFactorUnavailableDropped(t *testing.T) {
+	v := VerifierFunc(func(context.Context, verifier.Attempt) (verifier.Decision, error) {
+		return verifier.Decision{}, fmt.Errorf("ldap: dial: %w", verifier.ErrFirstFactorUnavailable)
+	})
+	s, rec := newTestServer(t, v)
+	reply, drop := s.handle(context.Background(), accessRequest(t, strictSecret, 1, "alice", "pw"), strictSrc)
+	if reply != nil || drop != DropFirstFactorUnavailable || rec.count(DropFirstFactorUnavailable) != 1 || rec.count(DropStorageError) != 0 {
+		t.Fatalf("reply %v drop %q; want first_factor_unavailable", reply != nil, drop)
 	}
 }

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"errors"
@@ -41,6 +44,11 @@ func (db *DB) loadKey(ctx context.Context) error {
 		return err
 	}
 	db.aead, err = newAEAD(key)
+	if err == nil {
+		// A separate key for signing challenge State, derived so that one key
+		// file is all there is to back up and to share between nodes.
+		db.stateKey, err = hkdf.Key(sha256.New, key, nil, "radotp challenge state v1", 32)
+	}
 	clear(key)
 	if err != nil {
 		return fmt.Errorf("store: key file %s: %w", db.keyFile, err)
@@ -156,6 +164,11 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	}
 	return cipher.NewGCM(block)
 }
+
+// ChallengeKey returns the 32-byte key that signs challenge State. It is
+// derived (HKDF-SHA256) from the sealing key, so every node that shares the
+// key file can finish a challenge that another node started.
+func (db *DB) ChallengeKey() []byte { return bytes.Clone(db.stateKey) }
 
 // tokenAD is the associated data that binds a sealed secret to its token row.
 func tokenAD(tokenID int64) []byte {

@@ -77,9 +77,10 @@ type DB struct {
 	keyFile string
 	now     func() time.Time
 
-	w    *sql.DB     // writes: one connection, BEGIN IMMEDIATE
-	r    *sql.DB     // reads: query-only connections
-	aead cipher.AEAD // seals token secrets
+	w        *sql.DB     // writes: one connection, BEGIN IMMEDIATE
+	r        *sql.DB     // reads: query-only connections
+	aead     cipher.AEAD // seals token secrets
+	stateKey []byte      // signs challenge State (ChallengeKey)
 
 	ops  chan *op      // to the writer goroutine; bounded
 	quit chan struct{} // closed by Close: the writer finishes the queued ops and exits

@@ -18,6 +18,13 @@ const (
 	ModeAppend Mode = "append"
 	// ModeOTP: User-Password is the code only; the gateway checked the password.
 	ModeOTP Mode = "otp"
+	// ModeChallenge: User-Password is the password; when a second factor
+	// applies the reply is Access-Challenge and the code comes in a second
+	// Access-Request carrying the State.
+	ModeChallenge Mode = "challenge"
+	// ModeAuto: the password alone → as ModeChallenge; else password+code
+	// → as ModeAppend.
+	ModeAuto Mode = "auto"
 )
 
 // Policy says whether a second factor is asked.
@@ -32,10 +39,13 @@ const (
 
 // Client is what the verifier needs to know about the NAS that sent a request.
 type Client struct {
-	Name      string
-	Mode      Mode
-	Separator string // ModeAppend: "" = the last digits characters are the code
-	Policy    Policy // PolicyDefault = the global default
+	Name            string
+	Mode            Mode
+	Separator       string        // ModeAppend/ModeAuto: "" = the last digits characters are the code
+	Policy          Policy        // PolicyDefault = the global default
+	ChallengePrompt string        // ModeChallenge/ModeAuto: Reply-Message; "" = "Enter your verification code"
+	ChallengeTTL    time.Duration // ModeChallenge/ModeAuto: 0 = 2 minutes
+	FirstFactor     FirstFactor   // nil = the verifier's default backend
 }
 
 // Attempt is one Access-Request, decoded.
@@ -114,6 +124,9 @@ type Store interface {
 	CommitSuccess(ctx context.Context, userID, tokenID, step int64, drift int) (bool, error)
 	// ResetFailures sets the user's failure count to 0.
 	ResetFailures(ctx context.Context, userID int64) error
+	// CreateUser creates a user (auto_create_users); store.ErrExists if the
+	// name is taken.
+	CreateUser(ctx context.Context, u store.User) (store.User, error)
 	// RecordFailure counts one failure; when the count reaches max the user is
 	// locked until now+lockFor and the count restarts. It reports whether this
 	// failure locked the user.

@@ -1,22 +1,30 @@
 // Package verifier decides Access-Requests: policy, first factor, TOTP window,
-// replay guard, activation delay, clock-skew detection and lockout.
+// replay guard, activation delay, clock-skew detection, lockout and the
+// two-step challenge.
 //
-// Verify is a pure decision over what the Store returns: a wrong password or
-// code is a Decision (Reject with a Reason), never an error. An error means
-// the decision could not be made safely (storage failed, the context ended) and
-// the caller must drop the request; it is never turned into an Accept.
+// Verify is a pure decision over what the Store and the first-factor backend
+// return: a wrong password or code is a Decision (Reject with a Reason),
+// never an error. An error means the decision could not be made safely
+// (storage failed, a backend did not answer, the context ended) and the
+// caller must drop the request; it is never turned into an Accept.
 //
 // Replay: a token's last accepted time step is stored; a code is accepted only
 // if its step is strictly greater, by one conditional UPDATE that the Store
 // commits durably before Verify returns Accept. The step is consumed only when
 // the first factor passed too.
+//
+// Order of checks: lockout; challenge answer (State); first factor; policy
+// (user > first-factor group > client > default, trusted networks); code.
 package verifier
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,15 +36,22 @@ import (
 // (reason clock_skew) from a wrong code. Such a code is always rejected.
 const SkewDetectSteps = 10
 
+// Defaults of the challenge of a Client that sets none.
+const (
+	DefaultChallengePrompt = "Enter your verification code"
+	DefaultChallengeTTL    = 2 * time.Minute
+)
+
 // Settings are the tunables that a config reload may change.
 type Settings struct {
-	Skew            int           // steps accepted each side of the current one
-	DefaultPolicy   Policy        // when neither user nor client sets one
-	MaxFailures     int           // consecutive failures before a lockout
-	LockoutDuration time.Duration // how long a lockout lasts
+	Skew            int            // steps accepted each side of the current one
+	DefaultPolicy   Policy         // when neither user nor client sets one
+	MaxFailures     int            // consecutive failures before a lockout
+	LockoutDuration time.Duration  // how long a lockout lasts
+	TrustedNetworks []netip.Prefix // Calling-Station-Id inside one: no second factor asked
 }
 
-// Passwords checks first-factor passwords (password.Hasher satisfies it).
+// Passwords checks local password hashes (password.Hasher satisfies it).
 type Passwords interface {
 	// Check reports whether pw matches hash. An error is a malformed hash or
 	// a context that ended while waiting for a hashing slot.
@@ -45,24 +60,47 @@ type Passwords interface {
 	Dummy(ctx context.Context, pw []byte)
 }
 
-// Verifier decides Attempts. Create it with New.
-type Verifier struct {
-	store     Store
-	passwords Passwords
-	now       func() time.Time
-	log       *slog.Logger
-	settings  atomic.Pointer[Settings]
+// Options are the parts a Verifier works with.
+type Options struct {
+	Store     Store
+	Passwords Passwords   // for the local first factor
+	Backend   FirstFactor // default first factor; nil = Local(Passwords)
+	Now       func() time.Time
+	Logger    *slog.Logger
+	// ChallengeKey signs challenge State (store.DB.ChallengeKey). Nodes that
+	// share it can finish each other's challenges. nil = a random key.
+	ChallengeKey []byte
+	// NotEnrolled, if set, is told about users who need a token and have
+	// none, after their first factor passed (enrollment mails a link).
+	NotEnrolled NotEnrolledHook
+	// AutoCreateUsers creates a local record for a user the first-factor
+	// backend knows (LDAP, upstream RADIUS) on their first successful check,
+	// so that enrollment can follow. Never for mode otp.
+	AutoCreateUsers bool
 }
 
-// New returns a Verifier. now nil means time.Now; log nil means slog.Default().
-func New(s Store, p Passwords, now func() time.Time, log *slog.Logger, set Settings) *Verifier {
-	if now == nil {
-		now = time.Now
+// Verifier decides Attempts. Create it with New.
+type Verifier struct {
+	o        Options
+	settings atomic.Pointer[Settings]
+}
+
+// New returns a Verifier.
+func New(o Options, set Settings) *Verifier {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if log == nil {
-		log = slog.Default()
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
-	v := &Verifier{store: s, passwords: p, now: now, log: log}
+	if o.Backend == nil {
+		o.Backend = Local(o.Passwords, o.Logger)
+	}
+	if o.ChallengeKey == nil {
+		o.ChallengeKey = make([]byte, 32)
+		rand.Read(o.ChallengeKey)
+	}
+	v := &Verifier{o: o}
 	v.SetSettings(set)
 	return v
 }
@@ -74,6 +112,28 @@ func (v *Verifier) SetSettings(s Settings) {
 		s.DefaultPolicy = PolicyRequired
 	}
 	v.settings.Store(&s)
+}
+
+// Local is the first factor from radotp's own argon2id/bcrypt hashes. A user
+// without a local record or hash costs one dummy hash and fails.
+func Local(p Passwords, log *slog.Logger) FirstFactor {
+	return FirstFactorFunc(func(ctx context.Context, name string, u *store.User, pw []byte) (FirstFactorResult, error) {
+		if u == nil || u.PasswordHash == "" {
+			p.Dummy(ctx, pw)
+			return FirstFactorResult{}, ctx.Err()
+		}
+		ok, err := p.Check(ctx, u.PasswordHash, pw)
+		if err != nil {
+			if ctx.Err() != nil {
+				return FirstFactorResult{}, err
+			}
+			// A hash we cannot read is the admin's to fix; the user is rejected.
+			log.Error("verifier: stored password hash unusable; set a new one with `radotp user passwd`",
+				"user", u.Name, "err", err)
+			return FirstFactorResult{}, nil
+		}
+		return FirstFactorResult{OK: ok}, nil
+	})
 }
 
 func reject(r Reason) Decision { return Decision{Outcome: Reject, Reason: r} }
@@ -92,95 +152,243 @@ func EffectivePolicy(user, client, def Policy) (Policy, string) {
 	return PolicyRequired, "default"
 }
 
+// request is one Verify call's working state.
+type request struct {
+	a       Attempt
+	set     *Settings
+	now     time.Time
+	u       *store.User // nil: radotp has no record of the user
+	trusted bool        // Calling-Station-Id is in a trusted network
+}
+
 // Verify decides one Attempt. See the package comment for the contract.
 func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
-	set := v.settings.Load()
-	now := v.now()
-
-	u, err := v.store.UserAuth(ctx, a.User)
-	if errors.Is(err, store.ErrNotFound) {
-		if a.Client.Mode != ModeOTP {
-			v.passwords.Dummy(ctx, a.Password)
-		}
-		return reject(ReasonUnknownUser), nil
-	}
-	if err != nil {
+	r := &request{a: a, set: v.settings.Load(), now: v.o.Now()}
+	u, err := v.o.Store.UserAuth(ctx, a.User)
+	switch {
+	case err == nil:
+		r.u = &u
+	case !errors.Is(err, store.ErrNotFound):
 		return Decision{}, err
 	}
-	if now.Before(u.LockedUntil) {
+	if r.u != nil && r.now.Before(r.u.LockedUntil) {
 		return reject(ReasonLockedOut), nil
 	}
-
-	policy, _ := EffectivePolicy(Policy(u.Policy), a.Client.Policy, set.DefaultPolicy)
-	tokens := classify(u.Tokens, now)
-	needCode := policy == PolicyRequired ||
-		(policy == PolicyOptional && tokens.current != nil)
-	if policy == PolicyDisabled {
-		needCode = false
+	mode := a.Client.Mode
+	if len(a.State) > 0 && (mode == ModeChallenge || mode == ModeAuto) {
+		return v.answer(ctx, r)
 	}
+	r.trusted = trusted(r.set.TrustedNetworks, a.CallingStation)
 
-	// Split the User-Password into the first factor and the code.
-	var pw, code []byte
-	switch {
-	case a.Client.Mode == ModeOTP:
-		code = a.Password
-	case !needCode:
-		pw = a.Password
-	default:
-		var ok bool
-		pw, code, ok = splitCode(a.Password, a.Client.Separator, tokens.digits())
-		if !ok || !isDigits(code) {
-			// No code there: the whole input is the password (one hash, as
-			// always). If it is right, the reason is the missing code, which
-			// tells the admin "typed only the password".
-			pw, code = a.Password, nil
+	// First factor, and the code that came with the password, if any.
+	var code []byte
+	var ff FirstFactorResult
+	if mode == ModeOTP {
+		code, ff.OK = a.Password, true // the gateway checked the password
+	} else {
+		backend := a.Client.FirstFactor
+		if backend == nil {
+			backend = v.o.Backend
 		}
-	}
-
-	if a.Client.Mode != ModeOTP {
-		ok, err := v.checkPassword(ctx, u, pw)
-		if err != nil {
-			return Decision{}, err
-		}
-		if !ok {
-			return v.fail(ctx, set, u, ReasonBadPassword)
-		}
-	}
-
-	if !needCode {
-		if u.Failures > 0 {
-			if err := v.store.ResetFailures(ctx, u.ID); err != nil {
+		for _, c := range v.candidates(r) {
+			res, err := backend.Check(ctx, a.User, r.u, c.pw)
+			if err != nil {
 				return Decision{}, err
 			}
+			if res.OK || res.Reason == ReasonUserDisabled {
+				ff, code = res, c.code
+				break
+			}
 		}
-		return Decision{Outcome: Accept}, nil
 	}
+	if !ff.OK {
+		switch {
+		case r.u == nil:
+			return reject(ReasonUnknownUser), nil
+		case ff.Reason == ReasonUserDisabled:
+			return reject(ReasonUserDisabled), nil
+		}
+		return v.fail(ctx, r, ReasonBadPassword)
+	}
+	if r.u == nil {
+		if !v.o.AutoCreateUsers || mode == ModeOTP {
+			return reject(ReasonUnknownUser), nil
+		}
+		if err := v.createUser(ctx, r); err != nil {
+			return Decision{}, err
+		}
+	}
+
+	userPolicy := Policy(r.u.Policy)
+	if userPolicy == PolicyDefault {
+		userPolicy = ff.Policy
+	}
+	policy, _ := EffectivePolicy(userPolicy, a.Client.Policy, r.set.DefaultPolicy)
+	tokens := classify(r.u.Tokens, r.now)
+	enrolled := tokens.current != nil || len(tokens.future) > 0
+	needCode := !r.trusted && (policy == PolicyRequired || policy == PolicyOptional && tokens.current != nil)
+
+	// A code that came with the request is checked when one is needed, and
+	// also when none is needed but it can be (the user has a token and typed
+	// password+code): a wrong code is a wrong credential. In mode otp with no
+	// code needed the gateway's password check is all there is.
+	if code != nil && (needCode || enrolled && mode != ModeOTP) {
+		if !enrolled {
+			v.notEnrolled(ctx, r)
+			return reject(ReasonNotEnrolled), nil
+		}
+		return v.checkCode(ctx, r, tokens, code)
+	}
+	challengeMode := mode == ModeChallenge || mode == ModeAuto
+	switch {
+	case !needCode:
+		return v.accept(ctx, r)
+	case !enrolled:
+		if msg := v.notEnrolled(ctx, r); msg != "" && challengeMode {
+			// Tell the user (they know the password) how to get a token.
+			return v.challenge(r, stateNotice, msg), nil
+		}
+		return reject(ReasonNotEnrolled), nil
+	case challengeMode:
+		return v.challenge(r, stateCode, a.Client.ChallengePrompt), nil
+	}
+	return v.fail(ctx, r, ReasonBadCode) // append mode, no code given
+}
+
+// notEnrolled calls the NotEnrolled hook, if any, and returns its message.
+func (v *Verifier) notEnrolled(ctx context.Context, r *request) string {
+	if v.o.NotEnrolled == nil {
+		return ""
+	}
+	return v.o.NotEnrolled(ctx, *r.u)
+}
+
+// candidate is one way to read User-Password as password (+ code).
+type candidate struct{ pw, code []byte }
+
+// candidates lists the readings of User-Password to try, in order. Each one
+// costs a first-factor check (a hash, an LDAP bind), so there is one unless
+// the mode asks for two: auto (password alone, else password+code) and a
+// trusted network in append mode (password alone is enough, password+code is
+// accepted too).
+func (v *Verifier) candidates(r *request) []candidate {
+	whole := candidate{pw: r.a.Password}
+	split, ok := splitCandidate(r)
+	switch r.a.Client.Mode {
+	case ModeChallenge:
+		return []candidate{whole}
+	case ModeAuto:
+		if ok {
+			return []candidate{whole, split}
+		}
+		return []candidate{whole}
+	}
+	// Append: a code is expected unless policy or a trusted network says no.
+	if r.trusted {
+		if ok {
+			return []candidate{whole, split}
+		}
+		return []candidate{whole}
+	}
+	expect := true
+	if r.u != nil {
+		p, _ := EffectivePolicy(Policy(r.u.Policy), r.a.Client.Policy, r.set.DefaultPolicy)
+		expect = p == PolicyRequired || p == PolicyOptional && classify(r.u.Tokens, r.now).current != nil
+	}
+	if expect && ok {
+		return []candidate{split}
+	}
+	// No code there (or none expected): the whole input is the password, so
+	// a user who typed only the password shows as bad_code, not bad_password.
+	return []candidate{whole}
+}
+
+// splitCandidate splits password+code; ok is false when the code part is
+// missing or not all digits.
+func splitCandidate(r *request) (candidate, bool) {
+	digits := 6
+	if r.u != nil {
+		digits = classify(r.u.Tokens, r.now).digits()
+	}
+	pw, code, ok := splitCode(r.a.Password, r.a.Client.Separator, digits)
+	if !ok || !isDigits(code) {
+		return candidate{}, false
+	}
+	return candidate{pw: pw, code: code}, true
+}
+
+// answer decides the second request of a challenge: State + code.
+func (v *Verifier) answer(ctx context.Context, r *request) (Decision, error) {
+	kind, ok := openState(v.o.ChallengeKey, r.a.State, r.a.User, r.a.Client.Name, r.now)
+	switch {
+	case !ok:
+		return reject(ReasonBadState), nil
+	case r.u == nil: // deleted since the challenge
+		return reject(ReasonUnknownUser), nil
+	case kind == stateNotice:
+		return reject(ReasonNotEnrolled), nil
+	}
+	tokens := classify(r.u.Tokens, r.now)
 	if tokens.current == nil && len(tokens.future) == 0 {
 		return reject(ReasonNotEnrolled), nil
 	}
-	if !isDigits(code) {
-		return v.fail(ctx, set, u, ReasonBadCode)
-	}
+	return v.checkCode(ctx, r, tokens, r.a.Password)
+}
 
+func (v *Verifier) challenge(r *request, kind byte, prompt string) Decision {
+	ttl := r.a.Client.ChallengeTTL
+	if ttl <= 0 {
+		ttl = DefaultChallengeTTL
+	}
+	if prompt == "" {
+		prompt = DefaultChallengePrompt
+	}
+	return Decision{
+		Outcome: Challenge,
+		Prompt:  prompt,
+		State:   newState(v.o.ChallengeKey, kind, r.a.User, r.a.Client.Name, r.now.Add(ttl)),
+	}
+}
+
+func (v *Verifier) createUser(ctx context.Context, r *request) error {
+	_, err := v.o.Store.CreateUser(ctx, store.User{Name: r.a.User})
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("verifier: auto-create user: %w", err)
+	}
+	u, err := v.o.Store.UserAuth(ctx, r.a.User)
+	if err != nil {
+		return fmt.Errorf("verifier: auto-create user: %w", err)
+	}
+	v.o.Logger.Info("verifier: user created on first login (first_factor.auto_create_users)", "user", u.Name)
+	r.u = &u
+	return nil
+}
+
+// checkCode checks a code against the user's tokens and commits its step.
+func (v *Verifier) checkCode(ctx context.Context, r *request, tokens userTokens, code []byte) (Decision, error) {
+	if !isDigits(code) {
+		return v.fail(ctx, r, ReasonBadCode)
+	}
+	skew := r.set.Skew
 	if t := tokens.current; t != nil {
 		m := codeMatcher{mac: newMAC(t.Algorithm, t.Secret), digits: t.Digits, code: code}
-		cur := stepAt(now, t.Period)
+		cur := stepAt(r.now, t.Period)
 		// Highest matching step in the window wins: if an older step of the
 		// window happens to give the same code, the newer one is the one used.
-		for off := set.Skew; off >= -set.Skew; off-- {
-			if !m.matches(cur + int64(off)) {
+		for off := skew; off >= -skew; off-- {
+			step := cur + int64(off)
+			if !m.matches(step) {
 				continue
 			}
-			step := cur + int64(off)
 			if step <= t.LastStep {
-				return v.fail(ctx, set, u, ReasonReplayedCode)
+				return v.fail(ctx, r, ReasonReplayedCode)
 			}
-			ok, err := v.store.CommitSuccess(ctx, u.ID, t.ID, step, off)
+			ok, err := v.o.Store.CommitSuccess(ctx, r.u.ID, t.ID, step, off)
 			if err != nil {
 				return Decision{}, err
 			}
 			if !ok { // a concurrent request used this step first
-				return v.fail(ctx, set, u, ReasonReplayedCode)
+				return v.fail(ctx, r, ReasonReplayedCode)
 			}
 			return Decision{Outcome: Accept}, nil
 		}
@@ -188,49 +396,65 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	for i := range tokens.future {
 		t := &tokens.future[i]
 		m := codeMatcher{mac: newMAC(t.Algorithm, t.Secret), digits: t.Digits, code: code}
-		cur := stepAt(now, t.Period)
-		for off := -set.Skew; off <= set.Skew; off++ {
+		cur := stepAt(r.now, t.Period)
+		for off := -skew; off <= skew; off++ {
 			if m.matches(cur + int64(off)) {
-				return v.fail(ctx, set, u, ReasonNotYetActive)
+				return v.fail(ctx, r, ReasonNotYetActive)
 			}
 		}
 	}
 	if t := tokens.current; t != nil {
 		m := codeMatcher{mac: newMAC(t.Algorithm, t.Secret), digits: t.Digits, code: code}
-		cur := stepAt(now, t.Period)
-		for off := set.Skew + 1; off <= SkewDetectSteps; off++ {
+		cur := stepAt(r.now, t.Period)
+		for off := skew + 1; off <= SkewDetectSteps; off++ {
 			if m.matches(cur+int64(off)) || m.matches(cur-int64(off)) {
-				return v.fail(ctx, set, u, ReasonClockSkew)
+				return v.fail(ctx, r, ReasonClockSkew)
 			}
 		}
 	}
-	return v.fail(ctx, set, u, ReasonBadCode)
+	return v.fail(ctx, r, ReasonBadCode)
 }
 
-func (v *Verifier) checkPassword(ctx context.Context, u store.User, pw []byte) (bool, error) {
-	if u.PasswordHash == "" {
-		v.passwords.Dummy(ctx, pw)
-		return false, ctx.Err()
-	}
-	ok, err := v.passwords.Check(ctx, u.PasswordHash, pw)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false, err
+// accept accepts without a code, resetting the failure count.
+func (v *Verifier) accept(ctx context.Context, r *request) (Decision, error) {
+	if r.u.Failures > 0 {
+		if err := v.o.Store.ResetFailures(ctx, r.u.ID); err != nil {
+			return Decision{}, err
 		}
-		// A hash we cannot read is the admin's to fix; the user is rejected.
-		v.log.Error("verifier: stored password hash unusable; reset it with `radotp user passwd`",
-			"user", u.Name, "err", err)
-		return false, nil
 	}
-	return ok, nil
+	return Decision{Outcome: Accept}, nil
 }
 
-// fail counts a failure towards the lockout and rejects with reason r.
-func (v *Verifier) fail(ctx context.Context, set *Settings, u store.User, r Reason) (Decision, error) {
-	if _, err := v.store.RecordFailure(ctx, u.ID, set.MaxFailures, set.LockoutDuration); err != nil {
+// fail counts a failure towards the lockout and rejects with reason rs.
+func (v *Verifier) fail(ctx context.Context, r *request, rs Reason) (Decision, error) {
+	if _, err := v.o.Store.RecordFailure(ctx, r.u.ID, r.set.MaxFailures, r.set.LockoutDuration); err != nil {
 		return Decision{}, fmt.Errorf("verifier: record failure: %w", err)
 	}
-	return reject(r), nil
+	return reject(rs), nil
+}
+
+// trusted reports whether a Calling-Station-Id is an IP address inside one of
+// the networks. Anything else (a MAC address, a phone number) is not.
+func trusted(nets []netip.Prefix, callingStation string) bool {
+	if len(nets) == 0 || callingStation == "" {
+		return false
+	}
+	s := strings.TrimSpace(callingStation)
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return false
+		}
+		a = ap.Addr()
+	}
+	a = a.Unmap().WithZone("")
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // userTokens sorts a user's tokens by what they may do now.

@@ -68,7 +68,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	met := metrics.New(m.Registry, radius.DropReasons, radius.AnswerKinds)
 	metrics.RegisterTokens(m.Registry, m.DB.TokenCounts)
 
-	m.Verifier = verifier.New(m.DB, password.NewHasher(runtime.NumCPU()), m.Now, m.Logger, verifierSettings(cfg))
+	m.Verifier = verifier.New(verifier.Options{
+		Store:        m.DB,
+		Passwords:    password.NewHasher(runtime.NumCPU()),
+		Now:          m.Now,
+		Logger:       m.Logger,
+		ChallengeKey: m.DB.ChallengeKey(),
+	}, verifierSettings(cfg))
 	m.Server = &radius.Server{
 		Verifier:       met.Instrument(m.Verifier),
 		Observer:       met,
@@ -148,6 +154,7 @@ func verifierSettings(cfg *config.Config) verifier.Settings {
 		DefaultPolicy:   verifier.Policy(cfg.Policy.Default),
 		MaxFailures:     cfg.Lockout.MaxFailures,
 		LockoutDuration: cfg.Lockout.Duration.Duration,
+		TrustedNetworks: cfg.Policy.TrustedPrefixes,
 	}
 }
 
@@ -157,6 +164,7 @@ func radiusClients(cfg *config.Config) (*radius.Clients, error) {
 		cs = append(cs, radius.Client{
 			Client: verifier.Client{
 				Name: c.Name, Mode: verifier.Mode(c.Mode), Separator: c.Separator, Policy: verifier.Policy(c.Policy),
+				ChallengePrompt: c.ChallengePrompt, ChallengeTTL: c.ChallengeTTL.Duration,
 			},
 			Prefixes:                    []netip.Prefix{c.Prefix},
 			Secret:                      c.SecretBytes,

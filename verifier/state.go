@@ -1,0 +1,72 @@
+package verifier
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"time"
+)
+
+// Challenge State is stateless: the server keeps nothing between the two
+// Access-Requests of a challenge. The State attribute carries what the
+// second request needs, signed with a server key (HMAC-SHA256), so any node
+// that has the key can finish a challenge another node started.
+//
+//	version(1) kind(1) expiry(8, unix seconds) nonce(16) mac(32)
+//
+// The MAC covers those fields and the user and client names, so a State is
+// useless for another user, at another client, or after its expiry.
+
+const (
+	stateVersion = 1
+	stateNonce   = 16
+	stateLen     = 1 + 1 + 8 + stateNonce + sha256.Size
+)
+
+// Kinds of challenge.
+const (
+	stateCode   byte = 1 // the first factor passed; the answer is the code
+	stateNotice byte = 2 // the user has no token; the answer is rejected
+)
+
+func stateMAC(key []byte, body []byte, user, client string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("radotp challenge state\x00"))
+	m.Write(body)
+	var n [2]byte
+	binary.BigEndian.PutUint16(n[:], uint16(len(user)))
+	m.Write(n[:])
+	m.Write([]byte(user))
+	binary.BigEndian.PutUint16(n[:], uint16(len(client)))
+	m.Write(n[:])
+	m.Write([]byte(client))
+	return m.Sum(nil)
+}
+
+// newState returns a signed State for user at client, valid until expiry.
+func newState(key []byte, kind byte, user, client string, expiry time.Time) []byte {
+	b := make([]byte, 0, stateLen)
+	b = append(b, stateVersion, kind)
+	b = binary.BigEndian.AppendUint64(b, uint64(expiry.Unix()))
+	var nonce [stateNonce]byte
+	rand.Read(nonce[:])
+	b = append(b, nonce[:]...)
+	return append(b, stateMAC(key, b, user, client)...)
+}
+
+// openState checks a State for user at client at time now and returns its
+// kind; ok is false for anything forged, expired, or for someone else.
+func openState(key, st []byte, user, client string, now time.Time) (kind byte, ok bool) {
+	if len(st) != stateLen || st[0] != stateVersion {
+		return 0, false
+	}
+	body, mac := st[:stateLen-sha256.Size], st[stateLen-sha256.Size:]
+	if !hmac.Equal(mac, stateMAC(key, body, user, client)) {
+		return 0, false
+	}
+	if now.Unix() >= int64(binary.BigEndian.Uint64(body[2:10])) {
+		return 0, false
+	}
+	return body[1], true
+}
