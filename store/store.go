@@ -81,6 +81,7 @@ type DB struct {
 	r        *sql.DB     // reads: query-only connections
 	aead     cipher.AEAD // seals token secrets
 	stateKey []byte      // signs challenge State (ChallengeKey)
+	audit    *auditLog   // batched decision records (audit.go)
 
 	ops  chan *op      // to the writer goroutine; bounded
 	quit chan struct{} // closed by Close: the writer finishes the queued ops and exits
@@ -146,6 +147,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, err
 	}
 	go db.run()
+	db.startAudit()
 	return db, nil
 }
 
@@ -230,6 +232,7 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		close(db.quit)
 		<-db.done
+		db.stopAudit() // flushes what is queued
 		err := errors.Join(db.r.Close(), db.w.Close())
 		if err != nil {
 			db.closeErr = fmt.Errorf("store: close %s: %w", db.path, err)
@@ -300,8 +303,24 @@ func (db *DB) migrate(ctx context.Context) error {
 	if have > latest {
 		return fmt.Errorf("store: database %s has schema version %d, but this radotp knows versions up to %d only; use a newer radotp", db.path, have, latest)
 	}
+	applied := make(map[int]bool)
+	rows, err := db.w.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("store: migrate %s: %w", db.path, err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: migrate %s: %w", db.path, err)
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	// Every migration not yet recorded is applied, not only those above the
+	// highest: migrations written on different branches may land out of order.
 	for _, m := range ms {
-		if m.version <= have {
+		if applied[m.version] {
 			continue
 		}
 		if err := db.applyMigration(ctx, m); err != nil {

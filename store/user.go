@@ -67,6 +67,12 @@ func (db *DB) SetPolicy(ctx context.Context, name, policy string) error {
 	return db.updateUser(ctx, name, "set policy", `UPDATE users SET policy = ? WHERE name = ?`, policy, name)
 }
 
+// SetEmail changes the user's e-mail address. ErrNotFound if there is no
+// such user.
+func (db *DB) SetEmail(ctx context.Context, name, email string) error {
+	return db.updateUser(ctx, name, "set e-mail", `UPDATE users SET email = ? WHERE name = ?`, email, name)
+}
+
 // UnlockUser clears the user's failure count and lock.
 // ErrNotFound if there is no such user.
 func (db *DB) UnlockUser(ctx context.Context, name string) error {

@@ -35,12 +35,14 @@ const usage = `usage:
   radotp check-config [--config FILE]
   radotp user add NAME [--email ADDR] [--password-stdin] [--policy default|required|optional|disabled]
   radotp user passwd NAME            (new password on stdin)
+  radotp user set NAME [--policy default|required|optional|disabled] [--email ADDR]
   radotp user list [--json]
   radotp user show NAME [--json]
   radotp user delete NAME
   radotp user unlock NAME
   radotp token add NAME [--secret BASE32] [--activate-now]
   radotp token reset NAME
+  radotp audit [--user NAME] [--since DURATION] [--limit N] [--json]
 Every command takes --config FILE (default $RADOTP_CONFIG, then /etc/radotp/radotp.toml).
 `
 
@@ -84,6 +86,8 @@ func (c *cli) dispatch(args []string) error {
 		return c.serve(rest)
 	case "check-config":
 		return c.checkConfig(rest)
+	case "audit":
+		return c.audit(rest)
 	case "user", "token":
 		if len(rest) == 0 {
 			return usageError{fmt.Sprintf("%q needs a subcommand", cmd)}
@@ -91,7 +95,7 @@ func (c *cli) dispatch(args []string) error {
 		sub := cmd + " " + rest[0]
 		h, ok := map[string]func([]string) error{
 			"user add": c.userAdd, "user passwd": c.userPasswd, "user list": c.userList,
-			"user show": c.userShow, "user delete": c.userDelete, "user unlock": c.userUnlock,
+			"user show": c.userShow, "user delete": c.userDelete, "user unlock": c.userUnlock, "user set": c.userSet,
 			"token add": c.tokenAdd, "token reset": c.tokenReset,
 		}[sub]
 		if !ok {
@@ -235,6 +239,13 @@ func checkName(n string) error {
 	return nil
 }
 
+func checkEmail(e string) error {
+	if !strings.Contains(e, "@") || strings.ContainsAny(e, " \t\r\n<>,;\"") {
+		return fmt.Errorf("--email %q: not an e-mail address", e)
+	}
+	return nil
+}
+
 func checkPolicy(p string) (string, error) {
 	switch p {
 	case "default", "":
@@ -287,8 +298,10 @@ func (c *cli) userAdd(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *email != "" && (!strings.Contains(*email, "@") || strings.ContainsAny(*email, " \r\n<>")) {
-		return fmt.Errorf("--email %q: not an e-mail address", *email)
+	if *email != "" {
+		if err := checkEmail(*email); err != nil {
+			return err
+		}
 	}
 	var hash string
 	if *pwStdin {
@@ -355,6 +368,14 @@ type userView struct {
 	HasPassword     bool        `json:"has_password"`
 	CreatedAt       time.Time   `json:"created_at"`
 	Tokens          []tokenView `json:"tokens"`
+	// AtClients lists the clients whose own policy changes what applies.
+	AtClients []clientPolicy `json:"at_clients"`
+}
+
+type clientPolicy struct {
+	Client string `json:"client"`
+	Policy string `json:"policy"`
+	From   string `json:"from"` // user | client
 }
 
 type tokenView struct {
@@ -368,15 +389,24 @@ type tokenView struct {
 	LastUsed  *time.Time `json:"last_used,omitempty"` // start of the last accepted time step
 }
 
-func view(u store.User, def string, now time.Time) userView {
+func view(u store.User, cfg *config.Config, now time.Time) userView {
 	pol := u.Policy
 	if pol == "" {
 		pol = "default"
 	}
-	eff, from := verifier.EffectivePolicy(verifier.Policy(u.Policy), verifier.PolicyDefault, verifier.Policy(def))
+	def := verifier.Policy(cfg.Policy.Default)
+	eff, from := verifier.EffectivePolicy(verifier.Policy(u.Policy), verifier.PolicyDefault, def)
 	v := userView{
 		Name: u.Name, Email: u.Email, Policy: pol, EffectivePolicy: string(eff), PolicyFrom: from,
 		Failures: u.Failures, HasPassword: u.PasswordHash != "", CreatedAt: u.CreatedAt.UTC(), Tokens: []tokenView{},
+		AtClients: []clientPolicy{},
+	}
+	for _, cl := range cfg.Clients {
+		if cl.Policy == "" {
+			continue
+		}
+		p, from := verifier.EffectivePolicy(verifier.Policy(u.Policy), verifier.Policy(cl.Policy), def)
+		v.AtClients = append(v.AtClients, clientPolicy{Client: cl.Name, Policy: string(p), From: from})
 	}
 	if now.Before(u.LockedUntil) {
 		t := u.LockedUntil.UTC()
@@ -425,7 +455,7 @@ func (c *cli) userList(args []string) error {
 	now := c.now()
 	views := make([]userView, 0, len(users))
 	for _, u := range users {
-		views = append(views, view(u, cfg.Policy.Default, now))
+		views = append(views, view(u, cfg, now))
 	}
 	if *asJSON {
 		return writeJSON(c.stdout, views)
@@ -476,7 +506,7 @@ func (c *cli) userShow(args []string) error {
 	if err != nil {
 		return notFound(err, pos[0])
 	}
-	v := view(u, cfg.Policy.Default, c.now())
+	v := view(u, cfg, c.now())
 	if *asJSON {
 		return writeJSON(c.stdout, v)
 	}
@@ -484,8 +514,15 @@ func (c *cli) userShow(args []string) error {
 	fmt.Fprintf(w, "name:      %s\n", v.Name)
 	fmt.Fprintf(w, "email:     %s\n", dash(v.Email))
 	fmt.Fprintf(w, "password:  %s\n", map[bool]string{true: "set", false: "none"}[v.HasPassword])
-	fmt.Fprintf(w, "policy:    %s (from %s; a client's own policy applies when the user has none)\n", v.EffectivePolicy,
+	fmt.Fprintf(w, "policy:    %s (set by %s)\n", v.EffectivePolicy,
 		map[string]string{"user": "this user", "default": "policy.default"}[v.PolicyFrom])
+	for _, cp := range v.AtClients {
+		fmt.Fprintf(w, "           at client %s: %s (set by %s)\n", cp.Client, cp.Policy,
+			map[string]string{"user": "this user", "client": "the client"}[cp.From])
+	}
+	if len(cfg.Policy.TrustedNetworks) > 0 {
+		fmt.Fprintf(w, "           from trusted networks %s: no second factor\n", strings.Join(cfg.Policy.TrustedNetworks, ", "))
+	}
 	fmt.Fprintf(w, "failures:  %d\n", v.Failures)
 	if v.LockedUntil != nil {
 		fmt.Fprintf(w, "locked:    until %s (radotp user unlock %s)\n", v.LockedUntil.Format(time.RFC3339), v.Name)

@@ -39,6 +39,8 @@ type Main struct {
 	metricsLn net.Listener
 	httpSrv   *http.Server
 	served    chan error
+
+	stopBackground context.CancelFunc // audit pruning
 }
 
 // Run opens the database, binds the RADIUS and metrics listeners and starts
@@ -67,6 +69,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	met := metrics.New(m.Registry, radius.DropReasons, radius.AnswerKinds)
 	metrics.RegisterTokens(m.Registry, m.DB.TokenCounts)
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "radotp_audit_dropped_total",
+		Help: "Audit entries not stored because the audit queue was full or the write failed.",
+	}, func() float64 { _, d := m.DB.AuditStats(); return float64(d) }))
 
 	m.Verifier = verifier.New(verifier.Options{
 		Store:        m.DB,
@@ -76,7 +82,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ChallengeKey: m.DB.ChallengeKey(),
 	}, verifierSettings(cfg))
 	m.Server = &radius.Server{
-		Verifier:       met.Instrument(m.Verifier),
+		Verifier:       met.Instrument(auditing{next: m.Verifier, db: m.DB}),
 		Observer:       met,
 		Logger:         m.Logger,
 		Workers:        cfg.Radius.Workers,
@@ -101,6 +107,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = m.httpSrv.Serve(m.metricsLn) }()
 	}
+	var bg context.Context
+	bg, m.stopBackground = context.WithCancel(context.Background())
+	go pruneAudit(bg, m, cfg.Audit.Retention.Duration)
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.Server.Serve(m.conn) }()
 
@@ -127,6 +136,9 @@ func (m *Main) Served() <-chan error { return m.served }
 // 10 s), then stops the metrics listener and closes the database.
 func (m *Main) Close() error {
 	var errs []error
+	if m.stopBackground != nil {
+		m.stopBackground()
+	}
 	if m.Server != nil && m.conn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := m.Server.Shutdown(ctx); err != nil {
