@@ -541,3 +541,24 @@ func TestFirstFactorUnavailableDropped(t *testing.T) {
 		t.Fatalf("reply %v drop %q; want first_factor_unavailable", reply != nil, drop)
 	}
 }
+
+// A retransmitted first step of a challenge gets the same Challenge (same
+// State) from the reply cache, not a new one.
+func TestRetransmitChallenge(t *testing.T) {
+	var calls atomic.Int32
+	v := VerifierFunc(func(context.Context, verifier.Attempt) (verifier.Decision, error) {
+		n := calls.Add(1)
+		return verifier.Decision{Outcome: verifier.Challenge, Prompt: "Code?", State: []byte(fmt.Sprintf("state-%d", n))}, nil
+	})
+	s, _ := newTestServer(t, v)
+	addr, _ := udpServer(t, s)
+	c := newUDPClient(t, addr)
+	req := accessRequest(t, localSecret, 21, "alice", "pw")
+	c.send(req)
+	first := c.recv(5 * time.Second)
+	c.send(req)
+	second := c.recv(5 * time.Second)
+	if first == nil || first[0] != codeAccessChallenge || !bytes.Equal(first, second) || calls.Load() != 1 {
+		t.Fatalf("retransmitted challenge: calls %d\n% x\n% x", calls.Load(), first, second)
+	}
+}

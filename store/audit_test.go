@@ -90,3 +90,15 @@ func TestAuditConcurrent(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// What the audit costs the hot path: queueing one entry.
+func BenchmarkAuditEnqueue(b *testing.B) {
+	db := mustOpen(b)
+	e := AuditEntry{Time: time.Now(), User: "alice", Client: "vpn", CallingStation: "192.0.2.7", Source: "127.0.0.1:5000", Result: "accept"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			db.Audit(e)
+		}
+	})
+}
