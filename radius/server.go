@@ -82,6 +82,8 @@ type Server struct {
 	forced    chan struct{} // closed when Shutdown gave up waiting
 	forceOnce sync.Once
 
+	inFlight atomic.Int64 // requests a worker is deciding now
+
 	mu      sync.Mutex
 	closing bool
 	conns   map[net.PacketConn]struct{}
@@ -362,7 +364,9 @@ func (s *Server) serveRequest(req *request) {
 				"client", req.client.Name, "source", req.src.String(), "stack", string(debug.Stack()))
 		}
 	}()
+	s.inFlight.Add(1)
 	b, kind, drop := s.process(s.ctx, req)
+	s.inFlight.Add(-1)
 	if drop != "" {
 		return
 	}
@@ -371,6 +375,19 @@ func (s *Server) serveRequest(req *request) {
 		return
 	}
 	s.obs.Answered(kind)
+}
+
+// Load reports the requests being decided now, those waiting in the queue,
+// and the entries in the reply cache (for gauges).
+func (s *Server) Load() (inFlight, queued, cached int) {
+	s.init()
+	s.mu.Lock()
+	q := s.queue
+	s.mu.Unlock()
+	if q != nil {
+		queued = len(q)
+	}
+	return int(s.inFlight.Load()), queued, s.cache.len()
 }
 
 func (s *Server) sendFailed(err error) {

@@ -562,3 +562,20 @@ func TestRetransmitChallenge(t *testing.T) {
 		t.Fatalf("retransmitted challenge: calls %d\n% x\n% x", calls.Load(), first, second)
 	}
 }
+
+func TestLoadGauges(t *testing.T) {
+	v := newBlockingVerifier()
+	s, _ := newTestServer(t, v)
+	s.Workers, s.QueueSize = 1, 4
+	addr, _ := udpServer(t, s)
+	c := newUDPClient(t, addr)
+	for i := range 3 {
+		c.send(accessRequest(t, localSecret, byte(40+i), "alice", "pw"))
+	}
+	eventually(t, "one deciding, two queued, three cached", func() bool {
+		f, q, n := s.Load()
+		return f == 1 && q == 2 && n == 3
+	})
+	close(v.release)
+	eventually(t, "all answered", func() bool { f, q, _ := s.Load(); return f == 0 && q == 0 })
+}

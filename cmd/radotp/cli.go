@@ -40,9 +40,11 @@ const usage = `usage:
   radotp user show NAME [--json]
   radotp user delete NAME
   radotp user unlock NAME
+  radotp user import FILE|- [--format csv|json] [--dry-run] [--batch N] [--activation-delay D]
   radotp token add NAME [--secret BASE32] [--activate-now]
   radotp token reset NAME
   radotp audit [--user NAME] [--since DURATION] [--limit N] [--json]
+  radotp backup FILE                 (consistent copy of the database while serving)
 Every command takes --config FILE (default $RADOTP_CONFIG, then /etc/radotp/radotp.toml).
 `
 
@@ -88,6 +90,8 @@ func (c *cli) dispatch(args []string) error {
 		return c.checkConfig(rest)
 	case "audit":
 		return c.audit(rest)
+	case "backup":
+		return c.backup(rest)
 	case "user", "token":
 		if len(rest) == 0 {
 			return usageError{fmt.Sprintf("%q needs a subcommand", cmd)}
@@ -96,6 +100,7 @@ func (c *cli) dispatch(args []string) error {
 		h, ok := map[string]func([]string) error{
 			"user add": c.userAdd, "user passwd": c.userPasswd, "user list": c.userList,
 			"user show": c.userShow, "user delete": c.userDelete, "user unlock": c.userUnlock, "user set": c.userSet,
+			"user import": c.userImport,
 			"token add": c.tokenAdd, "token reset": c.tokenReset,
 		}[sub]
 		if !ok {
@@ -193,7 +198,7 @@ func (c *cli) serve(args []string) error {
 	for {
 		select {
 		case <-hup:
-			log.Warn("SIGHUP: configuration reload is not supported yet; restart radotp to apply changes")
+			_ = m.Reload() // logs and counts; a bad file keeps the old config
 			continue
 		case err := <-m.Served():
 			m.Close()

@@ -41,6 +41,8 @@ type Main struct {
 	served    chan error
 
 	stopBackground context.CancelFunc // audit pruning
+
+	reloads, reloadFailures prometheus.Counter
 }
 
 // Run opens the database, binds the RADIUS and metrics listeners and starts
@@ -92,6 +94,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Now:            m.Now,
 	}
 	m.Server.SetClients(clients)
+	m.registerOps()
 
 	m.conn, err = net.ListenPacket("udp", cfg.Radius.Listen)
 	if err != nil {
@@ -104,6 +107,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler(m.Registry))
+		m.handleOps(mux)
 		m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = m.httpSrv.Serve(m.metricsLn) }()
 	}
