@@ -52,8 +52,10 @@ func (f VerifierFunc) Verify(ctx context.Context, a verifier.Attempt) (verifier.
 }
 
 // Observer is told the fate of every packet the Server reads: exactly one of
-// Dropped, Answered or Resent per datagram (a datagram whose reply could not
-// be written is logged and reported to none). It is where metrics live; the
+// Dropped, Answered or Resent per datagram. Answered and Resent are reported
+// when the reply is ready, just before it is written, so that a NAS that got
+// a reply finds it counted; a write that fails is logged as well. It is where
+// metrics live; the
 // Server has no metric code of its own.
 //
 // The methods are called from the read loops and the workers concurrently, on

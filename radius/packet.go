@@ -20,6 +20,7 @@ const (
 	attrReplyMessage         = 18
 	attrState                = 24
 	attrProxyState           = 33
+	attrCHAPPassword         = 3
 	attrPrompt               = 76 // RFC 2869
 	promptNoEcho             = 0
 	attrMessageAuthenticator = 80
@@ -59,7 +60,7 @@ func check(b []byte) (checked, string) {
 		return checked{}, "code is neither Access-Request nor Status-Server"
 	}
 	res := checked{pkt: b}
-	var names, passwords, states, mas int
+	var names, passwords, chaps, states, mas int
 	for off := headerLen; off < n; {
 		if n-off < 2 {
 			return checked{}, "attribute header past the end"
@@ -81,6 +82,8 @@ func check(b []byte) (checked, string) {
 			if v := l - 2; v < 16 || v > 128 || v%16 != 0 {
 				return checked{}, "User-Password length not 16..128 in steps of 16"
 			}
+		case attrCHAPPassword:
+			chaps++
 		case attrState:
 			states++
 		case attrMessageAuthenticator:
@@ -101,6 +104,8 @@ func check(b []byte) (checked, string) {
 		return checked{}, "State more than once"
 	case mas > 1:
 		return checked{}, "Message-Authenticator more than once"
+	case passwords > 0 && chaps > 0:
+		return checked{}, "both User-Password and CHAP-Password (RFC 2865 5.2)"
 	}
 	res.hasPassword = passwords == 1
 	return res, ""

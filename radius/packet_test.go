@@ -87,11 +87,20 @@ func TestSanity(t *testing.T) {
 		{"Duplicate/UserPassword", strictSrc, req(strictSecret, true, userPassword(t, "x", strictSecret, auth)), DropMalformed, 0},
 		{"Duplicate/UserName", strictSrc, req(strictSecret, true, attr{typ: 1, val: []byte("bob")}), DropMalformed, 0},
 		{"Duplicate/State", strictSrc, req(strictSecret, true, attr{typ: 24, val: []byte("a")}, attr{typ: 24, val: []byte("b")}), DropMalformed, 0},
+		{"UserPassword/0", strictSrc, passwordOfLen(0), DropMalformed, 0},
 		{"UserPassword/15", strictSrc, passwordOfLen(15), DropMalformed, 0},
 		{"UserPassword/17", strictSrc, passwordOfLen(17), DropMalformed, 0},
 		{"UserPassword/144", strictSrc, passwordOfLen(144), DropMalformed, 0},
 		{"UserPassword/128", strictSrc, passwordOfLen(128), "", codeAccessReject},
 		{"UnknownClient", unknownSrc, req(strictSecret, true), DropUnknownClient, 0},
+		{"UserPasswordAndCHAPPassword", strictSrc, req(strictSecret, true, attr{typ: 3, val: make([]byte, 17)}), DropMalformed, 0},
+		{"Attributes/300", strictSrc, req(strictSecret, true, func() []attr {
+			as := make([]attr, 300)
+			for i := range as {
+				as[i] = attr{typ: 99, val: []byte{byte(i)}}
+			}
+			return as
+		}()...), "", codeAccessAccept},
 		{"UnknownClient/IPv6", netip.MustParseAddrPort("[2001:db8::1]:1812"), req(strictSecret, true), DropUnknownClient, 0},
 		{"Code/0", strictSrc, withCode(0), DropMalformed, 0},
 		{"Code/2", strictSrc, withCode(2), DropMalformed, 0},

@@ -327,11 +327,12 @@ func (s *Server) receive(b []byte, d dest) {
 	switch {
 	case drop != "":
 	case resend != nil:
+		// Counted before the send, so that whoever got the reply also sees
+		// it in the metrics; a failed send is logged on top.
+		s.obs.Resent()
 		if err := d.send(resend); err != nil {
 			s.sendFailed(err)
-			return
 		}
-		s.obs.Resent()
 	case req.pkt[0] == codeStatusServer:
 		req.dst = d
 		s.serveRequest(req) // cheap: no Verifier call
@@ -370,11 +371,10 @@ func (s *Server) serveRequest(req *request) {
 	if drop != "" {
 		return
 	}
+	s.obs.Answered(kind) // before the send: see Resent above
 	if err := req.dst.send(b); err != nil {
 		s.sendFailed(err)
-		return
 	}
-	s.obs.Answered(kind)
 }
 
 // Load reports the requests being decided now, those waiting in the queue,

@@ -36,7 +36,7 @@ func input(t *testing.T, kind string, now time.Time) string {
 	return ""
 }
 
-func codeAt(t *testing.T, at time.Time) string { return code_(t, at) }
+func codeAt(t testing.TB, at time.Time) string { return code_(t, at) }
 
 func notCode(c string) string {
 	var n int

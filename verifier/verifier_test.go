@@ -43,7 +43,7 @@ type env struct {
 
 var settings = verifier.Settings{Skew: 1, DefaultPolicy: verifier.PolicyRequired, MaxFailures: 3, LockoutDuration: 15 * time.Minute}
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	clk := newClock(t0)
@@ -60,7 +60,7 @@ func newEnv(t *testing.T) *env {
 
 // addUser creates a user with password "hunter2" and, if activeAt is not
 // zero, a SHA1 token on the RFC key active from activeAt.
-func (e *env) addUser(t *testing.T, name, policy string, activeAt time.Time) {
+func (e *env) addUser(t testing.TB, name, policy string, activeAt time.Time) {
 	t.Helper()
 	h, err := password.Hash([]byte("hunter2"), fast)
 	if err != nil {
@@ -74,7 +74,7 @@ func (e *env) addUser(t *testing.T, name, policy string, activeAt time.Time) {
 	}
 }
 
-func (e *env) addToken(t *testing.T, name string, k []byte, activeAt time.Time) {
+func (e *env) addToken(t testing.TB, name string, k []byte, activeAt time.Time) {
 	t.Helper()
 	_, err := e.db.AddToken(context.Background(), name, store.Token{
 		Secret: k, Algorithm: "SHA1", Digits: 6, Period: 30, State: store.TokenActive, ActiveAt: activeAt,
@@ -85,7 +85,7 @@ func (e *env) addToken(t *testing.T, name string, k []byte, activeAt time.Time) 
 }
 
 // code is what an authenticator app shows at t (oathtool in the e2e tests).
-func code_(t *testing.T, at time.Time) string {
+func code_(t testing.TB, at time.Time) string {
 	t.Helper()
 	c, err := totp.GenerateCodeCustom(keyB32, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
