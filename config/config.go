@@ -67,6 +67,11 @@ type Config struct {
 	Metrics  Metrics  `toml:"metrics"`
 	Log      Log      `toml:"log"`
 
+	Enrollment Enrollment `toml:"enrollment"` // the enrollment web site
+	SMTP       SMTP       `toml:"smtp"`       // mail for enrollment links
+
+	FirstFactor FirstFactor `toml:"first_factor"` // where passwords are checked: local, ldap, radius, none
+
 	// Path is the file the configuration was loaded from ("" if it was
 	// parsed from bytes).
 	Path string `toml:"-"`
@@ -121,6 +126,57 @@ type Audit struct {
 	Retention Duration `toml:"retention"` // decisions older than this are pruned; default 2160h (90 days), 1h..87600h
 }
 
+// Enrollment configures the enrollment web site, where users get their
+// token from a one-time link. Relative paths are resolved against the
+// directory of the config file.
+type Enrollment struct {
+	Listen                  string   `toml:"listen"`                      // TCP host:port; "" = no site; default ""
+	PublicURL               string   `toml:"public_url"`                  // http(s)://host[:port][/path] users reach the site at; links are built from it
+	CertFile                string   `toml:"cert_file"`                   // PEM certificate; with key_file the site serves HTTPS
+	KeyFile                 string   `toml:"key_file"`                    // PEM private key of cert_file
+	LinkTTL                 Duration `toml:"link_ttl"`                    // how long a link works; default 24h, 5m..720h
+	MaxAttempts             int      `toml:"max_attempts"`                // wrong codes that void a link; default 5, 1..100
+	SelfService             *bool    `toml:"self_service"`                // /login with the password; default false
+	MailLinkWhenNotEnrolled *bool    `toml:"mail_link_when_not_enrolled"` // mail a link to required users without a token; default false
+	APITokenFile            string   `toml:"api_token_file"`              // bearer token of POST /api/enroll-links; "" = no API
+	SupportContact          string   `toml:"support_contact"`             // whom users contact, in pages and mails
+	TrustedProxies          []string `toml:"trusted_proxies"`             // CIDRs whose X-Forwarded-For is believed
+
+	// Filled by Load and Parse.
+	TrustedProxyPrefixes []netip.Prefix `toml:"-"` // TrustedProxies, parsed and masked
+	APIToken             []byte         `toml:"-"` // the content of APITokenFile
+}
+
+// SelfServiceOn reports whether self_service is true (unset means false).
+func (e Enrollment) SelfServiceOn() bool { return e.SelfService != nil && *e.SelfService }
+
+// MailWhenNotEnrolled reports whether mail_link_when_not_enrolled is true
+// (unset means false).
+func (e Enrollment) MailWhenNotEnrolled() bool {
+	return e.MailLinkWhenNotEnrolled != nil && *e.MailLinkWhenNotEnrolled
+}
+
+// SMTP values of smtp.tls.
+const (
+	SMTPStartTLS = "starttls" // plain connection, then STARTTLS; refuse a server without it
+	SMTPImplicit = "implicit" // TLS from the first byte (port 465)
+	SMTPNone     = "none"     // no TLS at all: only for a relay on loopback
+)
+
+// SMTP configures outgoing mail (enrollment links and confirmations).
+type SMTP struct {
+	Host         string   `toml:"host"`          // "" = no mail; default ""
+	Port         int      `toml:"port"`          // default 587
+	From         string   `toml:"from"`          // sender address; required with host
+	Username     string   `toml:"username"`      // "" = no SMTP AUTH
+	PasswordFile string   `toml:"password_file"` // file holding the AUTH password; required with username
+	TLS          string   `toml:"tls"`           // starttls, implicit or none; default "starttls"
+	Timeout      Duration `toml:"timeout"`       // for one message, connecting included; default 10s, 1s..5m
+
+	// Filled by Load and Parse.
+	Password []byte `toml:"-"` // the content of PasswordFile
+}
+
 // Policy values.
 const (
 	PolicyRequired = "required"
@@ -154,6 +210,8 @@ type Client struct {
 	Policy                      string   `toml:"policy"`                        // "" = policy.default; required, optional or disabled
 	ChallengePrompt             string   `toml:"challenge_prompt"`              // modes challenge/auto: Reply-Message asking for the code
 	ChallengeTTL                Duration `toml:"challenge_ttl"`                 // modes challenge/auto: time to answer a challenge; default 2m
+
+	FirstFactor string `toml:"first_factor"` // "" = first_factor.backend; local, ldap, radius or none
 
 	// Filled by Load and Parse.
 	Prefix      netip.Prefix `toml:"-"` // Address, parsed and masked
@@ -211,6 +269,19 @@ func Default() *Config {
 			MaxFailures: 10,
 			Duration:    Duration{15 * time.Minute},
 		},
+		FirstFactor: defaultFirstFactor(),
+		Enrollment: Enrollment{
+			LinkTTL:                 Duration{24 * time.Hour},
+			MaxAttempts:             5,
+			SelfService:             new(false),
+			MailLinkWhenNotEnrolled: new(false),
+			SupportContact:          "your administrator",
+		},
+		SMTP: SMTP{
+			Port:    587,
+			TLS:     SMTPStartTLS,
+			Timeout: Duration{10 * time.Second},
+		},
 		Policy:  Policy{Default: PolicyRequired},
 		Audit:   Audit{Retention: Duration{90 * 24 * time.Hour}},
 		Metrics: Metrics{Listen: "127.0.0.1:9812"},
@@ -245,9 +316,10 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates a configuration. name is the file name used in
 // error messages. Relative paths in the configuration (database.path,
-// database.key_file, client secret_file) are resolved against baseDir; if
-// baseDir is "", they stay relative to the working directory. Client
-// secret_file files are read here.
+// database.key_file, client secret_file, the enrollment.* and smtp.* files)
+// are resolved against baseDir; if baseDir is "", they stay relative to the
+// working directory. Client secret_file, enrollment.api_token_file and
+// smtp.password_file are read here.
 //
 // The error, if any, lists every problem found, one per line.
 func Parse(data []byte, name, baseDir string) (*Config, error) {
@@ -273,6 +345,11 @@ func (c *Config) resolvePaths(baseDir string) {
 	for i := range c.Clients {
 		c.Clients[i].SecretFile = resolve(baseDir, c.Clients[i].SecretFile)
 	}
+	c.Enrollment.CertFile = resolve(baseDir, c.Enrollment.CertFile)
+	c.Enrollment.KeyFile = resolve(baseDir, c.Enrollment.KeyFile)
+	c.Enrollment.APITokenFile = resolve(baseDir, c.Enrollment.APITokenFile)
+	c.SMTP.PasswordFile = resolve(baseDir, c.SMTP.PasswordFile)
+	c.resolveFirstFactorPaths(baseDir)
 }
 
 func resolve(baseDir, p string) string {

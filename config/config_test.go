@@ -292,7 +292,8 @@ func TestStrictDecode(t *testing.T) {
 		want      []string
 	}{
 		{"TopLevel", "colour = \"blue\"\n", []string{`config: radotp.toml: unknown key "colour"`}},
-		{"UnknownSection", "[enrollment]\nlisten = \"x\"\n", []string{`unknown key "enrollment"`}},
+		{"UnknownSection", "[webui]\nlisten = \"x\"\n", []string{`unknown key "webui"`}},
+		{"MisspeltSection", "[enrolment]\nlisten = \"x\"\n", []string{`unknown key "enrolment" (did you mean "enrollment"?)`}},
 		{"InSection", "[radius]\nlistn = \"127.0.0.1:1\"\n", []string{`config: radotp.toml: unknown key "radius.listn" (did you mean "radius.listen"?)`}},
 		{"InClient", client("nmae", `"x"`), []string{`config: radotp.toml: client "vpn": unknown key "client.nmae" (did you mean "client.name"?)`}},
 		{"InSecondClient", client() + client("name", `"b"`, "address", `"192.0.2.2"`, "colour", "1"), []string{`client "b": unknown key "client.colour"`}},
@@ -422,6 +423,31 @@ func TestValidation(t *testing.T) {
 		{"LogLevel", "[log]\nlevel = \"verbose\"\n", []string{`log.level = "verbose": must be one of debug, info, warn, error`}},
 		{"LogFormat", "[log]\nformat = \"xml\"\n", []string{`log.format = "xml": must be one of text, json`}},
 		{"LongValueCut", "[log]\nformat = \"" + strings.Repeat("x", 500) + "\"\n", []string{`log.format = "` + strings.Repeat("x", 64) + `"...: must be one of`}},
+		{"EnrollmentListen", "[enrollment]\nlisten = \"8080\"\npublic_url = \"https://a.example\"\n", []string{`enrollment.listen = "8080": must be host:port`}},
+		{"EnrollmentNoPublicURL", "[enrollment]\nlisten = \"127.0.0.1:8080\"\n", []string{`enrollment.public_url must be set when enrollment.listen is`}},
+		{"EnrollmentPublicURLRelative", "[enrollment]\npublic_url = \"radotp.example.org\"\n", []string{`enrollment.public_url = "radotp.example.org": must be an absolute http:// or https:// URL`}},
+		{"EnrollmentPublicURLScheme", "[enrollment]\npublic_url = \"ftp://a.example\"\n", []string{`enrollment.public_url = "ftp://a.example": must be an absolute http://`}},
+		{"EnrollmentPublicURLUser", "[enrollment]\npublic_url = \"https://u:p@a.example\"\n", []string{`must not contain a user name or password`}},
+		{"EnrollmentPublicURLQuery", "[enrollment]\npublic_url = \"https://a.example/?x=1\"\n", []string{`must not have a query (?) or a fragment (#)`}},
+		{"EnrollmentCertWithoutKey", "[enrollment]\ncert_file = \"/etc/radotp/cert.pem\"\n", []string{`enrollment.cert_file and enrollment.key_file: set both (HTTPS) or neither`}},
+		{"EnrollmentCertMissing", "[enrollment]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"\n", []string{`enrollment.cert_file = "/nonexistent/c.pem": no such file`, `enrollment.key_file = "/nonexistent/k.pem": no such file`}},
+		{"EnrollmentLinkTTL", "[enrollment]\nlink_ttl = \"1m\"\n", []string{`enrollment.link_ttl = "1m": must be from 5m to 720h`}},
+		{"EnrollmentMaxAttempts", "[enrollment]\nmax_attempts = 0\n", []string{`enrollment.max_attempts = 0: must be from 1 to 100`}},
+		{"EnrollmentSelfServiceType", "[enrollment]\nself_service = \"yes\"\n", []string{`enrollment.self_service = "yes": must be true or false`}},
+		{"EnrollmentAPITokenMissing", "[enrollment]\napi_token_file = \"/nonexistent/token\"\n", []string{`enrollment.api_token_file = "/nonexistent/token": no such file or directory`}},
+		{"EnrollmentSupportEmpty", "[enrollment]\nsupport_contact = \"\"\n", []string{`enrollment.support_contact must not be empty`}},
+		{"EnrollmentSupportControl", "[enrollment]\nsupport_contact = \"a\\nb\"\n", []string{`enrollment.support_contact = "a\nb": must be printable text on one line`}},
+		{"EnrollmentTrustedProxy", "[enrollment]\ntrusted_proxies = [\"proxy\"]\n", []string{`enrollment.trusted_proxies = "proxy": must be an IP address or a CIDR network`}},
+		{"EnrollmentMailWithoutSMTP", "[enrollment]\npublic_url = \"https://a.example\"\nmail_link_when_not_enrolled = true\n", []string{`enrollment.mail_link_when_not_enrolled = true needs [smtp] host`}},
+		{"EnrollmentMailWithoutURL", "[enrollment]\nmail_link_when_not_enrolled = true\n[smtp]\nhost = \"localhost\"\nfrom = \"r@example.org\"\n", []string{`enrollment.public_url must be set for enrollment.mail_link_when_not_enrolled`}},
+		{"SMTPPort", "[smtp]\nport = 0\n", []string{`smtp.port = 0: must be from 1 to 65535`}},
+		{"SMTPTLS", "[smtp]\ntls = \"ssl\"\n", []string{`smtp.tls = "ssl": must be one of starttls, implicit, none`}},
+		{"SMTPTimeout", "[smtp]\ntimeout = \"0s\"\n", []string{`smtp.timeout = "0s": must be from 1s to 5m`}},
+		{"SMTPHost", "[smtp]\nhost = \"mail server\"\nfrom = \"r@example.org\"\n", []string{`smtp.host = "mail server": must be a host name or an IP address`}},
+		{"SMTPFromMissing", "[smtp]\nhost = \"mail.example.org\"\n", []string{`smtp.from must be set when smtp.host is`}},
+		{"SMTPFromBad", "[smtp]\nhost = \"mail.example.org\"\nfrom = \"radotp\"\n", []string{`smtp.from = "radotp": must be an e-mail address`}},
+		{"SMTPUserWithoutPassword", "[smtp]\nhost = \"mail.example.org\"\nfrom = \"r@example.org\"\nusername = \"r\"\n", []string{`smtp.password_file must be set when smtp.username is`}},
+		{"SMTPPasswordWithoutUser", "[smtp]\nhost = \"mail.example.org\"\nfrom = \"r@example.org\"\npassword_file = \"/x\"\n", []string{`smtp.username must be set when smtp.password_file is`}},
 
 		{"ClientNameMissing", client("name", ""), []string{`client #1: name is required`}},
 		{"ClientNameBad", client("name", `"my vpn"`), []string{`client "my vpn": name = "my vpn": must be letters, digits, '.', '_' and '-' only`}},
@@ -731,6 +757,97 @@ func TestLoad(t *testing.T) {
 		_, err := Load(path)
 		if err == nil || err.Error() != "config: "+path+": totp.digits = 7: must be 6 or 8" {
 			t.Errorf("got %v", err)
+		}
+	})
+}
+
+func TestEnrollmentAndSMTP(t *testing.T) {
+	dir := t.TempDir()
+	token := strings.Repeat("t0k3n", 8) // 40 characters
+	if err := os.WriteFile(filepath.Join(dir, "api.token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "smtp.pw"), []byte("mail-pass\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := `
+[enrollment]
+listen = "127.0.0.1:8080"
+public_url = "https://radotp.example.org/enroll-site/"
+link_ttl = "48h"
+max_attempts = 3
+self_service = true
+mail_link_when_not_enrolled = true
+api_token_file = "api.token"
+support_contact = "the IT desk, help@example.org"
+trusted_proxies = ["10.0.0.1", "192.0.2.0/24"]
+[smtp]
+host = "mail.example.org"
+port = 465
+from = "radotp <radotp@example.org>"
+username = "radotp"
+password_file = "smtp.pw"
+tls = "implicit"
+timeout = "20s"
+` + client()
+	c, err := Parse([]byte(src), "radotp.toml", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, s := c.Enrollment, c.SMTP
+	if e.PublicURL != "https://radotp.example.org/enroll-site" {
+		t.Errorf("public_url %q: trailing slash not trimmed", e.PublicURL)
+	}
+	if e.LinkTTL.Duration != 48*time.Hour || e.MaxAttempts != 3 || !e.SelfServiceOn() || !e.MailWhenNotEnrolled() ||
+		string(e.APIToken) != token || e.APITokenFile != filepath.Join(dir, "api.token") || e.SupportContact != "the IT desk, help@example.org" {
+		t.Errorf("enrollment %+v", e)
+	}
+	if len(e.TrustedProxyPrefixes) != 2 || e.TrustedProxyPrefixes[0] != netip.MustParsePrefix("10.0.0.1/32") {
+		t.Errorf("trusted proxies %v", e.TrustedProxyPrefixes)
+	}
+	if s.Host != "mail.example.org" || s.Port != 465 || s.TLS != SMTPImplicit || string(s.Password) != "mail-pass" ||
+		s.Timeout.Duration != 20*time.Second || s.PasswordFile != filepath.Join(dir, "smtp.pw") {
+		t.Errorf("smtp %+v", s)
+	}
+	w := strings.Join(c.Warnings(), "\n")
+	wantAll(t, w, "smtp.password_file", "chmod 600")
+	if strings.Contains(w, "mail-pass") || strings.Contains(w, token) {
+		t.Errorf("warnings show a secret: %s", w)
+	}
+
+	t.Run("Defaults", func(t *testing.T) {
+		c := mustParse(t, client())
+		if c.Enrollment.Listen != "" || c.Enrollment.SelfServiceOn() || c.Enrollment.MailWhenNotEnrolled() ||
+			c.Enrollment.APIToken != nil || c.SMTP.Host != "" || c.SMTP.TLS != SMTPStartTLS || c.SMTP.Port != 587 {
+			t.Errorf("defaults: %+v %+v", c.Enrollment, c.SMTP)
+		}
+	})
+	t.Run("ShortAPIToken", func(t *testing.T) {
+		os.WriteFile(filepath.Join(dir, "short.token"), []byte("abc\n"), 0o600)
+		_, err := Parse([]byte("[enrollment]\napi_token_file = \"short.token\"\n"), "radotp.toml", dir)
+		if err == nil || !strings.Contains(err.Error(), "at least 32 characters") || strings.Contains(err.Error(), "abc") {
+			t.Errorf("short token: %v", err)
+		}
+	})
+	t.Run("PlainAuthToRemote", func(t *testing.T) {
+		_, err := Parse([]byte("[smtp]\nhost = \"mail.example.org\"\nfrom = \"r@example.org\"\nusername = \"r\"\npassword_file = \"smtp.pw\"\ntls = \"none\"\n"), "radotp.toml", dir)
+		if err == nil || !strings.Contains(err.Error(), `smtp.tls = "none": would send the SMTP password in the clear`) {
+			t.Errorf("tls none with a password to a remote host: %v", err)
+		}
+		if _, err := Parse([]byte("[smtp]\nhost = \"127.0.0.1\"\nfrom = \"r@example.org\"\nusername = \"r\"\npassword_file = \"smtp.pw\"\ntls = \"none\"\n"), "radotp.toml", dir); err != nil {
+			t.Errorf("tls none to loopback: %v", err)
+		}
+	})
+	t.Run("Warnings", func(t *testing.T) {
+		for _, tc := range []struct{ src, want string }{
+			{"[enrollment]\nlisten = \"0.0.0.0:8080\"\npublic_url = \"http://radotp.example.org\"\n", "is http://: users would get their TOTP key over the network without TLS"},
+			{"[enrollment]\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://radotp.example.org\"\n", "make sure only the TLS proxy"},
+			{"[enrollment]\nself_service = true\n", "enrollment.self_service = true, but enrollment.listen is empty"},
+		} {
+			wantAll(t, strings.Join(mustParse(t, tc.src+client()).Warnings(), "\n"), tc.want)
+		}
+		if w := mustParse(t, "[enrollment]\nlisten = \"127.0.0.1:8080\"\npublic_url = \"http://127.0.0.1:8080\"\n"+client()).Warnings(); len(w) != 0 {
+			t.Errorf("loopback http site: warnings %q", w)
 		}
 	})
 }

@@ -6,7 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/mail"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,8 +120,10 @@ func (c *Config) validate(p *problems) {
 	}
 	oneOf(p, scope{}, "log.level", c.Log.Level, logLevels)
 	oneOf(p, scope{}, "log.format", c.Log.Format, logFormats)
+	c.validateEnrollment(p) // [enrollment] and [smtp]
 
 	c.validateClients(p)
+	c.validateFirstFactor(p) // [first_factor], after the clients that may use a backend
 }
 
 func (c *Config) validateClients(p *problems) {
@@ -182,6 +186,9 @@ func (c *Config) validateClients(p *problems) {
 		}
 		if cl.Policy != "" {
 			oneOf(p, where, "policy", cl.Policy, policies)
+		}
+		if cl.FirstFactor != "" {
+			oneOf(p, where, "first_factor", cl.FirstFactor, Backends)
 		}
 		switch {
 		case cl.ChallengePrompt == "":
@@ -385,5 +392,198 @@ func (c *Config) Warnings() []string {
 			w = append(w, fmt.Sprintf("%s: address %s accepts requests from every address", where, show(cl.Address)))
 		}
 	}
+	w = append(w, c.enrollmentWarnings()...)
+	w = append(w, c.firstFactorWarnings()...)
 	return append(w, c.loadWarnings...)
+}
+
+// Limits and allowed values of [enrollment] and [smtp].
+const (
+	minLinkTTL     = 5 * time.Minute
+	maxLinkTTL     = 30 * 24 * time.Hour
+	maxAttempts    = 100
+	minAPIToken    = 32 // bytes
+	maxContact     = 200
+	minSMTPTimeout = time.Second
+	maxSMTPTimeout = 5 * time.Minute
+)
+
+var smtpTLSModes = []string{SMTPStartTLS, SMTPImplicit, SMTPNone}
+
+// validateEnrollment checks [enrollment] and [smtp], reads api_token_file
+// and password_file, and parses trusted_proxies.
+func (c *Config) validateEnrollment(p *problems) {
+	e := &c.Enrollment
+	if e.Listen != "" {
+		checkListen(p, "enrollment.listen", e.Listen)
+		if e.PublicURL == "" {
+			p.add(scope{}, "enrollment.public_url", `enrollment.public_url must be set when enrollment.listen is: links are built from it (e.g. "https://radotp.example.org")`)
+		}
+	}
+	if e.PublicURL != "" {
+		if msg := checkPublicURL(e.PublicURL); msg != "" {
+			p.bad(scope{}, "enrollment.public_url", e.PublicURL, "%s", msg)
+		} else {
+			e.PublicURL = strings.TrimRight(e.PublicURL, "/")
+		}
+	}
+	switch {
+	case (e.CertFile == "") != (e.KeyFile == ""):
+		p.add(scope{}, "enrollment.cert_file", "enrollment.cert_file and enrollment.key_file: set both (HTTPS) or neither")
+	case e.CertFile != "":
+		for _, f := range []struct{ key, path string }{{"enrollment.cert_file", e.CertFile}, {"enrollment.key_file", e.KeyFile}} {
+			if fi, err := os.Stat(f.path); err != nil {
+				p.bad(scope{}, f.key, f.path, "%v", pathless(err))
+			} else if !fi.Mode().IsRegular() {
+				p.bad(scope{}, f.key, f.path, "not a regular file")
+			}
+		}
+	}
+	durationRange(p, scope{}, "enrollment.link_ttl", e.LinkTTL, minLinkTTL, maxLinkTTL)
+	intRange(p, scope{}, "enrollment.max_attempts", e.MaxAttempts, 1, maxAttempts)
+	if e.SelfService == nil {
+		e.SelfService = new(false)
+	}
+	if e.MailLinkWhenNotEnrolled == nil {
+		e.MailLinkWhenNotEnrolled = new(false)
+	}
+	e.APIToken = nil
+	if e.APITokenFile != "" {
+		b, mode, err := readSecretFile(e.APITokenFile)
+		switch {
+		case err != nil:
+			p.bad(scope{}, "enrollment.api_token_file", e.APITokenFile, "%v", err)
+		case len(b) < minAPIToken:
+			p.bad(scope{}, "enrollment.api_token_file", e.APITokenFile,
+				"the token must be at least %d characters; make one with `openssl rand -hex 32`", minAPIToken)
+		case strings.IndexFunc(string(b), func(r rune) bool { return r <= ' ' || r > '~' }) >= 0:
+			p.bad(scope{}, "enrollment.api_token_file", e.APITokenFile, "the token must be printable ASCII without spaces (it is sent in an HTTP header)")
+		default:
+			e.APIToken = b
+			if mode&0o004 != 0 {
+				c.loadWarnings = append(c.loadWarnings, fmt.Sprintf(
+					"enrollment.api_token_file %s can be read by every user (mode %04o); chmod 600 it", show(e.APITokenFile), mode.Perm()))
+			}
+		}
+	}
+	switch {
+	case e.SupportContact == "":
+		p.add(scope{}, "enrollment.support_contact", `enrollment.support_contact must not be empty (e.g. "the IT service desk, help@example.org")`)
+	case len(e.SupportContact) > maxContact:
+		p.bad(scope{}, "enrollment.support_contact", e.SupportContact, "must be at most %d bytes", maxContact)
+	case !utf8.ValidString(e.SupportContact) || strings.IndexFunc(e.SupportContact, unicode.IsControl) >= 0:
+		p.bad(scope{}, "enrollment.support_contact", e.SupportContact, "must be printable text on one line")
+	}
+	e.TrustedProxyPrefixes = nil
+	if len(e.TrustedProxies) == 0 {
+		e.TrustedProxies = nil // `= []` and no key mean the same
+	}
+	for _, n := range e.TrustedProxies {
+		pfx, msg := parseAddress(n)
+		if msg != "" {
+			p.bad(scope{}, "enrollment.trusted_proxies", n, "%s", msg)
+			continue
+		}
+		e.TrustedProxyPrefixes = append(e.TrustedProxyPrefixes, pfx)
+	}
+	if e.MailWhenNotEnrolled() {
+		if c.SMTP.Host == "" {
+			p.add(scope{}, "enrollment.mail_link_when_not_enrolled", "enrollment.mail_link_when_not_enrolled = true needs [smtp] host: without it no link could be mailed")
+		}
+		if e.PublicURL == "" {
+			p.add(scope{}, "enrollment.public_url", "enrollment.public_url must be set for enrollment.mail_link_when_not_enrolled: mailed links are built from it")
+		}
+	}
+
+	s := &c.SMTP
+	intRange(p, scope{}, "smtp.port", s.Port, 1, 65535)
+	oneOf(p, scope{}, "smtp.tls", s.TLS, smtpTLSModes)
+	durationRange(p, scope{}, "smtp.timeout", s.Timeout, minSMTPTimeout, maxSMTPTimeout)
+	s.Password = nil
+	if s.Host == "" {
+		return
+	}
+	if _, err := netip.ParseAddr(s.Host); err != nil && !validHostname(s.Host) {
+		p.bad(scope{}, "smtp.host", s.Host, "must be a host name or an IP address")
+	}
+	if s.From == "" {
+		p.add(scope{}, "smtp.from", `smtp.from must be set when smtp.host is (e.g. "radotp@example.org")`)
+	} else if a, err := mail.ParseAddress(s.From); err != nil || strings.ContainsAny(s.From, "\r\n") || a.Address == "" {
+		p.bad(scope{}, "smtp.from", s.From, `must be an e-mail address such as "radotp@example.org" or "radotp <radotp@example.org>"`)
+	}
+	switch {
+	case s.Username != "" && s.PasswordFile == "":
+		p.add(scope{}, "smtp.password_file", "smtp.password_file must be set when smtp.username is")
+	case s.Username == "" && s.PasswordFile != "":
+		p.add(scope{}, "smtp.username", "smtp.username must be set when smtp.password_file is")
+	case s.PasswordFile != "":
+		b, mode, err := readSecretFile(s.PasswordFile)
+		if err != nil {
+			p.bad(scope{}, "smtp.password_file", s.PasswordFile, "%v", err)
+			break
+		}
+		s.Password = b
+		if mode&0o004 != 0 {
+			c.loadWarnings = append(c.loadWarnings, fmt.Sprintf(
+				"smtp.password_file %s can be read by every user (mode %04o); chmod 600 it", show(s.PasswordFile), mode.Perm()))
+		}
+	}
+	if s.TLS == SMTPNone && s.Username != "" && !isLoopbackHost(s.Host) {
+		p.bad(scope{}, "smtp.tls", s.TLS, "would send the SMTP password in the clear to %s; use starttls or implicit", s.Host)
+	}
+}
+
+// checkPublicURL returns what is wrong with an enrollment.public_url, or "".
+func checkPublicURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		return `must be an absolute http:// or https:// URL such as "https://radotp.example.org"`
+	case u.User != nil:
+		return "must not contain a user name or password"
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return "must not have a query (?) or a fragment (#)"
+	}
+	return ""
+}
+
+// isLoopbackHost reports whether host is "localhost" or a loopback address.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// enrollmentWarnings returns what is allowed in [enrollment] and [smtp] but
+// probably not wanted.
+func (c *Config) enrollmentWarnings() []string {
+	var w []string
+	e := c.Enrollment
+	if e.Listen == "" {
+		if e.SelfServiceOn() {
+			w = append(w, "enrollment.self_service = true, but enrollment.listen is empty: there is no enrollment site to log in to")
+		}
+		if e.APITokenFile != "" {
+			w = append(w, "enrollment.api_token_file is set, but enrollment.listen is empty: there is no enrollment site to serve the API")
+		}
+		return w
+	}
+	u, err := url.Parse(e.PublicURL)
+	if err != nil {
+		return w
+	}
+	host, _, _ := net.SplitHostPort(e.Listen)
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		w = append(w, fmt.Sprintf("enrollment.public_url %s is http://: users would get their TOTP key over the network without TLS; "+
+			"serve HTTPS (enrollment.cert_file and key_file) or put a TLS proxy in front and use its https:// URL", show(e.PublicURL)))
+	}
+	if e.CertFile == "" && host != "" && !isLoopbackHost(host) && u.Scheme == "https" {
+		w = append(w, "enrollment.listen is not a loopback address and the site serves plain HTTP: make sure only the TLS proxy of enrollment.public_url can reach it")
+	}
+	if e.CertFile != "" && u.Scheme == "http" {
+		w = append(w, "enrollment.cert_file is set, so the site serves HTTPS, but enrollment.public_url starts with http://")
+	}
+	return w
 }

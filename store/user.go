@@ -282,12 +282,15 @@ func (db *DB) ListUsers(ctx context.Context) ([]User, error) {
 // from a later instant on) and active.
 func (db *DB) TokenCounts(ctx context.Context, now time.Time) (pending, activating, active int, err error) {
 	ms := toMS(now)
+	// Pending: a secret made but not confirmed yet, which is what an open
+	// enrollment link holds (and a token row in state pending, if any).
 	err = db.r.QueryRowContext(ctx, `SELECT
-			COUNT(*) FILTER (WHERE state = ?),
+			COUNT(*) FILTER (WHERE state = ?) +
+				(SELECT COUNT(*) FROM enroll_links WHERE used_at = 0 AND voided_at = 0 AND expires_at > ?),
 			COUNT(*) FILTER (WHERE state = ? AND active_at > ?),
 			COUNT(*) FILTER (WHERE state = ? AND active_at <= ?)
 		FROM tokens`,
-		TokenPending, TokenActive, ms, TokenActive, ms).Scan(&pending, &activating, &active)
+		TokenPending, ms, TokenActive, ms, TokenActive, ms).Scan(&pending, &activating, &active)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("store: count tokens: %w", err)
 	}

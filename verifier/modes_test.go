@@ -377,3 +377,36 @@ func TestNotEnrolledHook(t *testing.T) {
 		t.Fatalf("hook called for %v; want twice for newbie", told)
 	}
 }
+
+// A backend with its own lockout (AD) sees one check per request: auto mode
+// reads password+digits as password+code only.
+type oneCheck struct {
+	verifier.FirstFactorFunc
+}
+
+func (oneCheck) OneCheckPerRequest() bool { return true }
+
+func TestOneCheckPerRequestBackend(t *testing.T) {
+	e := newEnv(t)
+	e.addUser(t, "alice", "", t0.Add(-time.Hour))
+	var seen []string
+	backend := oneCheck{func(_ context.Context, _ string, _ *store.User, pw []byte) (verifier.FirstFactorResult, error) {
+		seen = append(seen, string(pw))
+		return verifier.FirstFactorResult{OK: string(pw) == "dirpw"}, nil
+	}}
+	v := verifier.New(verifier.Options{Store: e.db, Passwords: password.NewHasher(1), Backend: backend, Now: e.clk.Now}, settings)
+	auto := verifier.Client{Name: "c", Mode: verifier.ModeAuto}
+	d, _ := v.Verify(context.Background(), verifier.Attempt{User: "alice", Password: []byte("wrong" + codeAt(t, t0)), Client: auto})
+	expect(t, d, verifier.Reject, verifier.ReasonBadPassword)
+	if len(seen) != 1 || seen[0] != "wrong" {
+		t.Fatalf("backend checked %q; want one check of the password part", seen)
+	}
+	seen = nil
+	d, _ = v.Verify(context.Background(), verifier.Attempt{User: "alice", Password: []byte("dirpw" + codeAt(t, t0)), Client: auto})
+	expect(t, d, verifier.Accept, "")
+	d, _ = v.Verify(context.Background(), verifier.Attempt{User: "alice", Password: []byte("dirpw"), Client: auto})
+	expect(t, d, verifier.Challenge, "")
+	if len(seen) != 2 {
+		t.Fatalf("checks %q; want one per request", seen)
+	}
+}

@@ -162,6 +162,17 @@ type FirstFactor interface {
 	Check(ctx context.Context, name string, u *store.User, password []byte) (FirstFactorResult, error)
 }
 
+// OneCheckPerRequest is implemented by backends that count failures of their
+// own (an LDAP directory or Active Directory with a lockout policy, an
+// upstream RADIUS server): the verifier then checks at most one reading of
+// User-Password per request, so that one mistyped login never costs the
+// user two failures there. In modes auto and append from a trusted network,
+// an input that ends in a code's worth of digits is then read as
+// password+code only.
+type OneCheckPerRequest interface {
+	OneCheckPerRequest() bool
+}
+
 // FirstFactorFunc adapts a function to FirstFactor.
 type FirstFactorFunc func(ctx context.Context, name string, u *store.User, password []byte) (FirstFactorResult, error)
 

@@ -190,7 +190,11 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 		if backend == nil {
 			backend = v.o.Backend
 		}
-		for _, c := range v.candidates(r) {
+		cands := v.candidates(r)
+		if one, ok := backend.(OneCheckPerRequest); ok && one.OneCheckPerRequest() && len(cands) > 1 {
+			cands = cands[len(cands)-1:] // the password+code reading
+		}
+		for _, c := range cands {
 			res, err := backend.Check(ctx, a.User, r.u, c.pw)
 			if err != nil {
 				return Decision{}, err

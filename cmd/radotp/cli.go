@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,16 +34,16 @@ const defaultConfigPath = "/etc/radotp/radotp.toml"
 const usage = `usage:
   radotp serve        [--config FILE]
   radotp check-config [--config FILE]
-  radotp user add NAME [--email ADDR] [--password-stdin] [--policy default|required|optional|disabled]
+  radotp user add NAME [--email ADDR] [--password-stdin] [--policy default|required|optional|disabled] [--invite]
   radotp user passwd NAME            (new password on stdin)
   radotp user set NAME [--policy default|required|optional|disabled] [--email ADDR]
   radotp user list [--json]
   radotp user show NAME [--json]
   radotp user delete NAME
   radotp user unlock NAME
-  radotp user import FILE|- [--format csv|json] [--dry-run] [--batch N] [--activation-delay D]
   radotp token add NAME [--secret BASE32] [--activate-now]
   radotp token reset NAME
+  radotp enroll link NAME [--ttl DURATION] [--email]   (prints the one-time enrollment URL)
   radotp audit [--user NAME] [--since DURATION] [--limit N] [--json]
   radotp backup FILE                 (consistent copy of the database while serving)
 Every command takes --config FILE (default $RADOTP_CONFIG, then /etc/radotp/radotp.toml).
@@ -92,7 +93,7 @@ func (c *cli) dispatch(args []string) error {
 		return c.audit(rest)
 	case "backup":
 		return c.backup(rest)
-	case "user", "token":
+	case "user", "token", "enroll":
 		if len(rest) == 0 {
 			return usageError{fmt.Sprintf("%q needs a subcommand", cmd)}
 		}
@@ -100,8 +101,8 @@ func (c *cli) dispatch(args []string) error {
 		h, ok := map[string]func([]string) error{
 			"user add": c.userAdd, "user passwd": c.userPasswd, "user list": c.userList,
 			"user show": c.userShow, "user delete": c.userDelete, "user unlock": c.userUnlock, "user set": c.userSet,
-			"user import": c.userImport,
-			"token add": c.tokenAdd, "token reset": c.tokenReset,
+			"enroll link": c.enrollLink,
+			"token add":   c.tokenAdd, "token reset": c.tokenReset,
 		}[sub]
 		if !ok {
 			return usageError{fmt.Sprintf("unknown command %q", sub)}
@@ -221,6 +222,13 @@ func (c *cli) checkConfig(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Build the first-factor backends as serve would (they connect only
+	// when asked), so a bad DN template, filter or CA file shows up here.
+	_, closeFF, err := firstFactorFromConfig(cfg, verifier.Local(password.NewHasher(1), nil), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	closeFF()
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(c.stderr, "warning: %s\n", w)
 	}
@@ -291,6 +299,7 @@ func (c *cli) userAdd(args []string) error {
 	email := fs.String("email", "", "e-mail address")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from stdin")
 	policy := fs.String("policy", "default", "default|required|optional|disabled")
+	invite := fs.Bool("invite", false, "mail an enrollment link to --email")
 	pos, err := parse(fs, args, 1, "a user NAME")
 	if err != nil {
 		return err
@@ -308,6 +317,9 @@ func (c *cli) userAdd(args []string) error {
 			return err
 		}
 	}
+	if *invite && *email == "" {
+		return usageError{"--invite needs --email ADDR: the enrollment link is mailed there"}
+	}
 	var hash string
 	if *pwStdin {
 		pw, err := c.readPassword()
@@ -318,11 +330,14 @@ func (c *cli) userAdd(args []string) error {
 			return err
 		}
 	}
-	_, db, err := c.openStore()
+	cfg, db, err := c.openStore()
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if *invite && cfg.Enrollment.PublicURL == "" {
+		return errors.New("--invite: enrollment.public_url is not set in the configuration; enrollment links are built from it")
+	}
 	if _, err := db.CreateUser(context.Background(), store.User{Name: name, Email: *email, PasswordHash: hash, Policy: pol}); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("user %q already exists", name)
@@ -332,6 +347,9 @@ func (c *cli) userAdd(args []string) error {
 	fmt.Fprintf(c.stdout, "user %s added\n", name)
 	if hash == "" {
 		fmt.Fprintf(c.stderr, "note: %s has no password; set one with `radotp user passwd %s` (clients in append mode check it)\n", name, name)
+	}
+	if *invite {
+		return c.makeLink(cfg, db, name, store.LinkInvite, 0, true) // enroll.go
 	}
 	return nil
 }

@@ -445,6 +445,20 @@ func TestCLI(t *testing.T) {
 	if _, errs, code := admin(t, bad, "", "check-config"); code != 1 || !strings.Contains(errs, "radius.listn") {
 		t.Fatalf("check-config with a typo: exit %d, %s", code, errs)
 	}
+	// check-config builds the first-factor backends: a CA file without a
+	// certificate is caught before serve.
+	os.WriteFile(filepath.Join(dir, "bad-ca.pem"), []byte("not a certificate\n"), 0o600)
+	ldapCfg := filepath.Join(dir, "ldap.toml")
+	os.WriteFile(ldapCfg, []byte(`[first_factor]
+backend = "ldap"
+[first_factor.ldap]
+urls = ["ldaps://127.0.0.1:1"]
+bind_dn_template = "uid=%s,ou=people,dc=example,dc=org"
+ca_file = "bad-ca.pem"
+`), 0o600)
+	if _, errs, code := admin(t, ldapCfg, "", "check-config"); code != 1 || !strings.Contains(errs, "bad-ca.pem") {
+		t.Fatalf("check-config with a bad LDAP CA file: exit %d, %s", code, errs)
+	}
 	if _, errs, code := admin(t, filepath.Join(dir, "missing.toml"), "", "check-config"); code != 1 || !strings.Contains(errs, "does not exist") {
 		t.Fatalf("missing config: exit %d, %s", code, errs)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -91,7 +92,7 @@ func (m *Main) Reload() error {
 	if err != nil {
 		return m.reloadRefused(err)
 	}
-	clients, err := radiusClients(cfg)
+	clients, err := radiusClients(cfg, m.firstFactor) // backends are built at start; a new one needs a restart
 	if err != nil {
 		return m.reloadRefused(err)
 	}
@@ -130,6 +131,9 @@ func restartKeys(a, b *config.Config) []string {
 	add(a.Metrics != b.Metrics, "metrics.listen")
 	add(a.Log != b.Log, "[log]")
 	add(a.Audit != b.Audit, "audit.retention")
+	add(!reflect.DeepEqual(a.Enrollment, b.Enrollment), "[enrollment]")
+	add(!reflect.DeepEqual(a.SMTP, b.SMTP), "[smtp]")
+	add(firstFactorChanged(a, b), "[first_factor]")
 	return slices.Clip(ks)
 }
 

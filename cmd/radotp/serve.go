@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/radotp/radotp/config"
+	"github.com/radotp/radotp/enrollment"
 	"github.com/radotp/radotp/metrics"
 	"github.com/radotp/radotp/password"
 	"github.com/radotp/radotp/radius"
@@ -35,12 +36,19 @@ type Main struct {
 	Server   *radius.Server
 	Registry *prometheus.Registry
 
+	// Enrollment makes enrollment links and serves the site (enroll.go);
+	// its NotEnrolledHook is for the verifier.
+	Enrollment *enrollment.Service
+
 	conn      net.PacketConn
 	metricsLn net.Listener
 	httpSrv   *http.Server
 	served    chan error
 
 	stopBackground context.CancelFunc // audit pruning
+
+	firstFactor      verifier.FirstFactor // backends from firstFactorFromConfig
+	closeFirstFactor func() error
 
 	reloads, reloadFailures prometheus.Counter
 }
@@ -62,7 +70,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	clients, err := radiusClients(cfg)
+	hasher := password.NewHasher(runtime.NumCPU())
+	m.firstFactor, m.closeFirstFactor, err = firstFactorFromConfig(cfg, verifier.Local(hasher, m.Logger), m.Logger)
+	if err != nil {
+		return err
+	}
+	clients, err := radiusClients(cfg, m.firstFactor)
 	if err != nil {
 		return err
 	}
@@ -75,13 +88,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Name: "radotp_audit_dropped_total",
 		Help: "Audit entries not stored because the audit queue was full or the write failed.",
 	}, func() float64 { _, d := m.DB.AuditStats(); return float64(d) }))
+	if err := m.startEnrollment(); err != nil { // enroll.go; before the verifier, which gets its hook
+		return err
+	}
 
 	m.Verifier = verifier.New(verifier.Options{
 		Store:        m.DB,
-		Passwords:    password.NewHasher(runtime.NumCPU()),
+		Passwords:    hasher,
 		Now:          m.Now,
 		Logger:       m.Logger,
 		ChallengeKey: m.DB.ChallengeKey(),
+
+		Backend:         m.firstFactor,
+		AutoCreateUsers: cfg.FirstFactor.AutoCreate(),
+		NotEnrolled:     m.Enrollment.NotEnrolledHook(), // mails a link (enrollment.mail_link_when_not_enrolled)
 	}, verifierSettings(cfg))
 	m.Server = &radius.Server{
 		Verifier:       met.Instrument(auditing{next: m.Verifier, db: m.DB}),
@@ -156,6 +176,10 @@ func (m *Main) Close() error {
 	if m.httpSrv != nil {
 		m.httpSrv.Close()
 	}
+	errs = append(errs, m.closeEnrollment()) // enroll.go; before the first factor and the database it uses
+	if m.closeFirstFactor != nil {
+		errs = append(errs, m.closeFirstFactor()) // after Shutdown: no check in flight
+	}
 	if m.DB != nil {
 		if err := m.DB.Close(); err != nil {
 			errs = append(errs, err)
@@ -174,13 +198,20 @@ func verifierSettings(cfg *config.Config) verifier.Settings {
 	}
 }
 
-func radiusClients(cfg *config.Config) (*radius.Clients, error) {
+// radiusClients builds the clients of cfg; firstFactor is the set of
+// first-factor backends (firstFactorFromConfig) a client's first_factor picks from.
+func radiusClients(cfg *config.Config, firstFactor verifier.FirstFactor) (*radius.Clients, error) {
 	cs := make([]radius.Client, 0, len(cfg.Clients))
 	for _, c := range cfg.Clients {
+		ff, err := clientFirstFactor(firstFactor, c.Name, c.FirstFactor)
+		if err != nil {
+			return nil, err
+		}
 		cs = append(cs, radius.Client{
 			Client: verifier.Client{
 				Name: c.Name, Mode: verifier.Mode(c.Mode), Separator: c.Separator, Policy: verifier.Policy(c.Policy),
 				ChallengePrompt: c.ChallengePrompt, ChallengeTTL: c.ChallengeTTL.Duration,
+				FirstFactor: ff,
 			},
 			Prefixes:                    []netip.Prefix{c.Prefix},
 			Secret:                      c.SecretBytes,
