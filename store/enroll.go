@@ -125,7 +125,7 @@ func (db *DB) CreateEnrollLink(ctx context.Context, userName string, l EnrollLin
 	}
 	defer tx.Rollback()
 	var email string
-	if err := tx.QueryRowContext(ctx, `SELECT id, email FROM users WHERE name = ?`, userName).Scan(&l.UserID, &email); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT id, email FROM users WHERE name = ? COLLATE NOCASE`, userName).Scan(&l.UserID, &email); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return EnrollLink{}, "", userNotFound(userName)
 		}

@@ -55,7 +55,7 @@ func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 // SetPassword replaces the user's password hash ("" removes the local
 // password). ErrNotFound if there is no such user.
 func (db *DB) SetPassword(ctx context.Context, name, hash string) error {
-	return db.updateUser(ctx, name, "set password", `UPDATE users SET password_hash = ? WHERE name = ?`, hash, name)
+	return db.updateUser(ctx, name, "set password", `UPDATE users SET password_hash = ? WHERE name = ? COLLATE NOCASE`, hash, name)
 }
 
 // SetPolicy sets the user's policy: "" (the default), "required", "optional"
@@ -64,25 +64,25 @@ func (db *DB) SetPolicy(ctx context.Context, name, policy string) error {
 	if !policies[policy] {
 		return fmt.Errorf("store: set policy of %q: unknown policy %q", name, policy)
 	}
-	return db.updateUser(ctx, name, "set policy", `UPDATE users SET policy = ? WHERE name = ?`, policy, name)
+	return db.updateUser(ctx, name, "set policy", `UPDATE users SET policy = ? WHERE name = ? COLLATE NOCASE`, policy, name)
 }
 
 // SetEmail changes the user's e-mail address. ErrNotFound if there is no
 // such user.
 func (db *DB) SetEmail(ctx context.Context, name, email string) error {
-	return db.updateUser(ctx, name, "set e-mail", `UPDATE users SET email = ? WHERE name = ?`, email, name)
+	return db.updateUser(ctx, name, "set e-mail", `UPDATE users SET email = ? WHERE name = ? COLLATE NOCASE`, email, name)
 }
 
 // UnlockUser clears the user's failure count and lock.
 // ErrNotFound if there is no such user.
 func (db *DB) UnlockUser(ctx context.Context, name string) error {
-	return db.updateUser(ctx, name, "unlock", `UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?`, name)
+	return db.updateUser(ctx, name, "unlock", `UPDATE users SET failures = 0, locked_until = 0 WHERE name = ? COLLATE NOCASE`, name)
 }
 
 // DeleteUser deletes the user and, by cascade, its tokens.
 // ErrNotFound if there is no such user.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	return db.updateUser(ctx, name, "delete", `DELETE FROM users WHERE name = ?`, name)
+	return db.updateUser(ctx, name, "delete", `DELETE FROM users WHERE name = ? COLLATE NOCASE`, name)
 }
 
 // updateUser runs a statement that changes the named user's row, and turns
@@ -117,7 +117,7 @@ func (db *DB) AddToken(ctx context.Context, userName string, t Token) (Token, er
 		return Token{}, fmt.Errorf("store: add token for %q: %w", userName, err)
 	}
 	defer tx.Rollback()
-	if err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ?`, userName).Scan(&t.UserID); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ? COLLATE NOCASE`, userName).Scan(&t.UserID); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Token{}, userNotFound(userName)
 		}
@@ -168,7 +168,7 @@ func (db *DB) DeleteTokens(ctx context.Context, userName string) (int, error) {
 	}
 	defer tx.Rollback()
 	var userID int64
-	if err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ?`, userName).Scan(&userID); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ? COLLATE NOCASE`, userName).Scan(&userID); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, userNotFound(userName)
 		}
@@ -215,7 +215,7 @@ func (db *DB) user(ctx context.Context, name string, secrets bool) (User, error)
 	}
 	defer tx.Rollback()
 
-	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ? COLLATE NOCASE`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, userNotFound(name)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,7 +23,23 @@ const (
 	opCommitSuccess opKind = iota
 	opResetFailures
 	opRecordFailure
+	opTouch
 )
+
+// An op's state decides, without a race, whether a caller that gives up may
+// still have its op run: only an op the writer has not taken yet can be
+// abandoned; a taken op runs and its caller waits for the true result, so a
+// committed step is never reported as a failure (the NAS's retry would then
+// be rejected as a replay).
+const (
+	opQueued int32 = iota
+	opTaken
+	opAbandoned
+)
+
+// ErrLocked is returned by CommitSuccess when the user is locked out: the
+// step is not used, even if the code was right.
+var ErrLocked = errors.New("store: user is locked out")
 
 // op is one hot-path write, queued for the writer goroutine.
 type op struct {
@@ -35,19 +52,42 @@ type op struct {
 	drift   int   // opCommitSuccess
 	max     int64 // opRecordFailure: failures that lock
 	until   int64 // opRecordFailure: locked_until if this failure locks, unix ms
+	now     int64 // opCommitSuccess: unix ms; a user locked past it wins nothing
+
+	state atomic.Int32 // opQueued, opTaken, opAbandoned
 
 	// Set by the writer before it closes done.
-	ok   bool
-	err  error
-	done chan struct{}
+	ok     bool
+	locked bool // opCommitSuccess: not run because the user is locked
+	err    error
+	done   chan struct{}
 }
 
 // CommitSuccess records step as used for the token, but only if step is
 // greater than the token's last step, and then resets the user's failure
 // count, in one durable transaction. It reports false if the step was not
 // greater (a replay) or the token is not the user's.
+//
+// A user locked out when the transaction runs wins nothing: CommitSuccess
+// then returns false and ErrLocked, so that requests racing a lockout cannot
+// slip an Accept through.
 func (db *DB) CommitSuccess(ctx context.Context, userID, tokenID, step int64, drift int) (bool, error) {
-	return db.do(ctx, &op{kind: opCommitSuccess, userID: userID, tokenID: tokenID, step: step, drift: drift})
+	o := &op{kind: opCommitSuccess, userID: userID, tokenID: tokenID, step: step, drift: drift, now: toMS(db.now())}
+	ok, err := db.do(ctx, o)
+	if err == nil && o.locked {
+		return false, ErrLocked
+	}
+	return ok, err
+}
+
+// Touch makes one durable write for the user that changes nothing. The
+// verifier calls it before answering a right password with a Challenge or an
+// Accept without a code, so that when storage cannot take writes a right
+// password is dropped exactly like a wrong one (whose failure cannot be
+// counted): no oracle, no uncounted guessing.
+func (db *DB) Touch(ctx context.Context, userID int64) error {
+	_, err := db.do(ctx, &op{kind: opTouch, userID: userID})
+	return err
 }
 
 // ResetFailures sets the user's failure count to 0. An unknown user is not
@@ -92,20 +132,19 @@ func (db *DB) do(ctx context.Context, o *op) (bool, error) {
 	case <-ctx.Done():
 	case <-db.done:
 	}
-	// The writer may have answered just now: an op that was committed
-	// reports its true result.
-	select {
-	case <-o.done:
-		return o.ok, o.err
-	default:
+	if o.state.CompareAndSwap(opQueued, opAbandoned) {
+		// Not taken: the writer will skip it, nothing was or will be written.
+		if err := ctx.Err(); err != nil {
+			return false, fmt.Errorf("store: %w", err)
+		}
+		// The writer exited (Close) after it had drained the queue, and o
+		// came in later.
+		return false, errClosed
 	}
-	if err := ctx.Err(); err != nil {
-		// Still queued: the writer sees the cancellation and skips it.
-		return false, fmt.Errorf("store: %w", err)
-	}
-	// The writer exited (Close) after it had drained the queue, and o came
-	// in later.
-	return false, errClosed
+	// Taken: it runs (or ran); its true result comes after at most one
+	// transaction (busy timeout + commit).
+	<-o.done
+	return o.ok, o.err
 }
 
 // run is the writer goroutine: it commits the queued ops in batches until
@@ -151,20 +190,7 @@ func (db *DB) fill(batch []*op) []*op {
 // commit runs the batch in one transaction, or, if that fails, each op in
 // its own transaction; then it answers every caller.
 func (db *DB) commit(batch []*op) {
-	// An op whose caller gave up is not run: the request was dropped, and
-	// using up its code now would only turn the NAS's retry into a replay.
-	live := make([]*op, 0, len(batch))
-	for _, o := range batch {
-		if err := o.ctx.Err(); err != nil {
-			o.err = fmt.Errorf("store: %w", err)
-			close(o.done)
-			continue
-		}
-		live = append(live, o)
-	}
-	if len(live) == 0 {
-		return
-	}
+	live := batch
 	if err := db.runTx(live); err != nil {
 		if len(live) == 1 {
 			live[0].err = err
@@ -176,9 +202,16 @@ func (db *DB) commit(batch []*op) {
 		}
 	}
 	for _, o := range live {
+		if o.state.Load() == opAbandoned && o.err == nil {
+			o.err = errAbandoned
+		}
 		close(o.done)
 	}
 }
+
+// errAbandoned is the result of an op whose caller gave up before the writer
+// took it; the caller never reads it.
+var errAbandoned = errors.New("store: abandoned by its caller")
 
 // runTx runs ops in one transaction and sets their results. On error nothing
 // was committed, and every op's result is false.
@@ -199,7 +232,13 @@ func (db *DB) runTx(ops []*op) (err error) {
 		return fmt.Errorf("store: begin write: %w", err)
 	}
 	defer tx.Rollback()
+	// The write lock is ours: take the ops whose callers still wait. An op
+	// whose caller gave up is not run: the request was dropped, and using up
+	// its code now would only turn the NAS's retry into a replay.
 	for _, o := range ops {
+		if !o.state.CompareAndSwap(opQueued, opTaken) && o.state.Load() != opTaken {
+			continue
+		}
 		if o.ok, err = db.exec(ctx, tx, o); err != nil {
 			return err
 		}
@@ -218,9 +257,11 @@ func (db *DB) runTx(ops []*op) (err error) {
 func (db *DB) exec(ctx context.Context, tx *sql.Tx, o *op) (bool, error) {
 	switch o.kind {
 	case opCommitSuccess:
+		o.locked = false
 		res, err := tx.ExecContext(ctx,
-			`UPDATE tokens SET last_step = ?, drift = ? WHERE id = ? AND user_id = ? AND last_step < ?`,
-			o.step, o.drift, o.tokenID, o.userID, o.step)
+			`UPDATE tokens SET last_step = ?, drift = ? WHERE id = ? AND user_id = ? AND last_step < ?
+				AND NOT EXISTS (SELECT 1 FROM users WHERE id = ? AND locked_until > ?)`,
+			o.step, o.drift, o.tokenID, o.userID, o.step, o.userID, o.now)
 		if err != nil {
 			return false, fmt.Errorf("store: commit success of token %d: %w", o.tokenID, err)
 		}
@@ -229,6 +270,12 @@ func (db *DB) exec(ctx context.Context, tx *sql.Tx, o *op) (bool, error) {
 			return false, fmt.Errorf("store: commit success of token %d: %w", o.tokenID, err)
 		}
 		if n != 1 {
+			// Why not: a replay, or a lockout that won the race?
+			err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = ? AND locked_until > ?)`,
+				o.userID, o.now).Scan(&o.locked)
+			if err != nil {
+				return false, fmt.Errorf("store: commit success of token %d: %w", o.tokenID, err)
+			}
 			return false, nil
 		}
 		if err := resetFailures(ctx, tx, o.userID); err != nil {
@@ -238,6 +285,14 @@ func (db *DB) exec(ctx context.Context, tx *sql.Tx, o *op) (bool, error) {
 
 	case opResetFailures:
 		return false, resetFailures(ctx, tx, o.userID)
+
+	case opTouch:
+		// A real write (SQLite rewrites the row), so that it fails when the
+		// disk or the lock does.
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET failures = failures WHERE id = ?`, o.userID); err != nil {
+			return false, fmt.Errorf("store: touch user id %d: %w", o.userID, err)
+		}
+		return false, nil
 
 	case opRecordFailure:
 		// SET expressions all see the old row, so both CASEs agree. After a

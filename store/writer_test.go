@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -394,5 +395,49 @@ func BenchmarkCommitSuccessParallel(b *testing.B) {
 	after := db.Stats()
 	if txs := after.Transactions - before.Transactions; txs > 0 {
 		b.ReportMetric(float64(after.Ops-before.Ops)/float64(txs), "ops/tx")
+	}
+}
+
+// A caller that gives up while its op waits for the write lock either gets
+// an error and nothing was written, or its op was taken and it gets the true
+// result: never an error for a step that was committed.
+func TestGiveUpIsConsistent(t *testing.T) {
+	db := mustOpen(t)
+	ctx := context.Background()
+	if _, err := db.CreateUser(ctx, User{Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := db.AddToken(ctx, "alice", Token{Secret: []byte("0123456789abcdef0123"), Algorithm: "SHA1", Digits: 6, Period: 30, State: TokenActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := db.GetUser(ctx, "alice")
+	other, err := sql.Open("sqlite3", "file:"+db.path+"?_busy_timeout=5000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i := range 5 {
+		tx, err := other.Begin() // holds the write lock
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+		step := int64(1000 + i)
+		done := make(chan struct{})
+		var ok bool
+		var cerr error
+		go func() { ok, cerr = db.CommitSuccess(cctx, u.ID, tok.ID, step, 0); close(done) }()
+		time.Sleep(time.Duration(10*i) * time.Millisecond)
+		tx.Rollback()
+		<-done
+		cancel()
+		db.Close() // flush, then check what is on disk
+		db = mustOpenOptions(t, Options{Path: db.path, KeyFile: db.keyFile})
+		got, _ := db.UserAuth(ctx, "alice")
+		committed := got.Tokens[0].LastStep == step
+		if committed != ok || (cerr != nil && committed) {
+			t.Fatalf("round %d: CommitSuccess = %v, %v but committed = %v", i, ok, cerr, committed)
+		}
 	}
 }

@@ -163,8 +163,10 @@ func TestChallengeFlow(t *testing.T) {
 	st := step1("alice")
 	expect(t, e.answer(t, "alice", vpn, st, notCode(codeAt(t, t0))), verifier.Reject, verifier.ReasonBadCode)
 	expect(t, e.answer(t, "alice", vpn, st, codeAt(t, t0)), verifier.Accept, "")
-	// The same answer again: the code is used.
-	expect(t, e.answer(t, "alice", vpn, st, codeAt(t, t0)), verifier.Reject, verifier.ReasonReplayedCode)
+	// The same answer again: the State answered one login and is spent.
+	expect(t, e.answer(t, "alice", vpn, st, codeAt(t, t0)), verifier.Reject, verifier.ReasonBadState)
+	// A new challenge with the used code: the code is used.
+	expect(t, e.answer(t, "alice", vpn, step1("alice"), codeAt(t, t0)), verifier.Reject, verifier.ReasonReplayedCode)
 	if err := e.db.UnlockUser(context.Background(), "alice"); err != nil {
 		t.Fatal(err)
 	}

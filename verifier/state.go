@@ -15,8 +15,9 @@ import (
 //
 //	version(1) kind(1) expiry(8, unix seconds) nonce(16) mac(32)
 //
-// The MAC covers those fields and the user and client names, so a State is
-// useless for another user, at another client, or after its expiry.
+// The MAC covers those fields, the user and client names and the last used
+// step of the user's token, so a State is useless for another user, at
+// another client, after its expiry, or once a code was accepted with it.
 
 const (
 	stateVersion = 1
@@ -30,10 +31,13 @@ const (
 	stateNotice byte = 2 // the user has no token; the answer is rejected
 )
 
-func stateMAC(key []byte, body []byte, user, client string) []byte {
+func stateMAC(key []byte, body []byte, user, client string, ref int64) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("radotp challenge state\x00"))
 	m.Write(body)
+	var r [8]byte
+	binary.BigEndian.PutUint64(r[:], uint64(ref))
+	m.Write(r[:])
 	var n [2]byte
 	binary.BigEndian.PutUint16(n[:], uint16(len(user)))
 	m.Write(n[:])
@@ -45,24 +49,26 @@ func stateMAC(key []byte, body []byte, user, client string) []byte {
 }
 
 // newState returns a signed State for user at client, valid until expiry.
-func newState(key []byte, kind byte, user, client string, expiry time.Time) []byte {
+// ref is the last used step of the user's token when the State is made: a
+// State stops working once a code was accepted, so it answers one login.
+func newState(key []byte, kind byte, user, client string, expiry time.Time, ref int64) []byte {
 	b := make([]byte, 0, stateLen)
 	b = append(b, stateVersion, kind)
 	b = binary.BigEndian.AppendUint64(b, uint64(expiry.Unix()))
 	var nonce [stateNonce]byte
 	rand.Read(nonce[:])
 	b = append(b, nonce[:]...)
-	return append(b, stateMAC(key, b, user, client)...)
+	return append(b, stateMAC(key, b, user, client, ref)...)
 }
 
 // openState checks a State for user at client at time now and returns its
 // kind; ok is false for anything forged, expired, or for someone else.
-func openState(key, st []byte, user, client string, now time.Time) (kind byte, ok bool) {
+func openState(key, st []byte, user, client string, now time.Time, ref int64) (kind byte, ok bool) {
 	if len(st) != stateLen || st[0] != stateVersion {
 		return 0, false
 	}
 	body, mac := st[:stateLen-sha256.Size], st[stateLen-sha256.Size:]
-	if !hmac.Equal(mac, stateMAC(key, body, user, client)) {
+	if !hmac.Equal(mac, stateMAC(key, body, user, client, ref)) {
 		return 0, false
 	}
 	if now.Unix() >= int64(binary.BigEndian.Uint64(body[2:10])) {

@@ -119,11 +119,16 @@ type Store interface {
 	// store.ErrNotFound if there is no such user.
 	UserAuth(ctx context.Context, name string) (store.User, error)
 	// CommitSuccess records step as used for the token (only if step is
-	// greater than its last_step) and resets the user's failure count, in one
-	// transaction. It reports false if the step was not greater (a replay).
+	// greater than its last_step and the user is not locked) and resets the
+	// user's failure count, in one transaction. It reports false if the step
+	// was not greater (a replay), and false with store.ErrLocked if the user
+	// is locked out.
 	CommitSuccess(ctx context.Context, userID, tokenID, step int64, drift int) (bool, error)
 	// ResetFailures sets the user's failure count to 0.
 	ResetFailures(ctx context.Context, userID int64) error
+	// Touch makes a durable write for the user that changes nothing, so
+	// that a right password is answered only when storage takes writes.
+	Touch(ctx context.Context, userID int64) error
 	// CreateUser creates a user (auto_create_users); store.ErrExists if the
 	// name is taken.
 	CreateUser(ctx context.Context, u store.User) (store.User, error)

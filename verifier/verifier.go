@@ -22,6 +22,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -79,10 +80,16 @@ type Options struct {
 	AutoCreateUsers bool
 }
 
+// userSlots is how many requests of distinct users can be decided at once;
+// requests of one user (and of the few users that share a slot) wait for
+// each other, so that a burst of guesses cannot outrun the lockout count.
+const userSlots = 4096
+
 // Verifier decides Attempts. Create it with New.
 type Verifier struct {
 	o        Options
 	settings atomic.Pointer[Settings]
+	slots    [userSlots]chan struct{}
 }
 
 // New returns a Verifier.
@@ -101,8 +108,25 @@ func New(o Options, set Settings) *Verifier {
 		rand.Read(o.ChallengeKey)
 	}
 	v := &Verifier{o: o}
+	for i := range v.slots {
+		v.slots[i] = make(chan struct{}, 1)
+	}
 	v.SetSettings(set)
 	return v
+}
+
+// lockUser waits until no other request of the user (names compared without
+// ASCII case, as the store does) is being decided, or ctx ends.
+func (v *Verifier) lockUser(ctx context.Context, name string) (unlock func(), err error) {
+	h := fnv.New32a()
+	h.Write([]byte(strings.ToLower(name)))
+	slot := v.slots[h.Sum32()%userSlots]
+	select {
+	case slot <- struct{}{}:
+		return func() { <-slot }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("verifier: waiting for another request of the same user: %w", ctx.Err())
+	}
 }
 
 // SetSettings replaces the settings atomically; requests in progress finish
@@ -163,6 +187,11 @@ type request struct {
 
 // Verify decides one Attempt. See the package comment for the contract.
 func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
+	unlock, err := v.lockUser(ctx, a.User)
+	if err != nil {
+		return Decision{}, err
+	}
+	defer unlock()
 	r := &request{a: a, set: v.settings.Load(), now: v.o.Now()}
 	u, err := v.o.Store.UserAuth(ctx, a.User)
 	switch {
@@ -172,6 +201,9 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 		return Decision{}, err
 	}
 	if r.u != nil && r.now.Before(r.u.LockedUntil) {
+		if a.Client.Mode != ModeOTP {
+			v.o.Passwords.Dummy(ctx, a.Password) // a lock is not told by timing
+		}
 		return reject(ReasonLockedOut), nil
 	}
 	mode := a.Client.Mode
@@ -250,11 +282,11 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	case !enrolled:
 		if msg := v.notEnrolled(ctx, r); msg != "" && challengeMode {
 			// Tell the user (they know the password) how to get a token.
-			return v.challenge(r, stateNotice, msg), nil
+			return v.challenge(ctx, r, stateNotice, msg)
 		}
 		return reject(ReasonNotEnrolled), nil
 	case challengeMode:
-		return v.challenge(r, stateCode, a.Client.ChallengePrompt), nil
+		return v.challenge(ctx, r, stateCode, a.Client.ChallengePrompt)
 	}
 	return v.fail(ctx, r, ReasonBadCode) // append mode, no code given
 }
@@ -323,23 +355,37 @@ func splitCandidate(r *request) (candidate, bool) {
 
 // answer decides the second request of a challenge: State + code.
 func (v *Verifier) answer(ctx context.Context, r *request) (Decision, error) {
-	kind, ok := openState(v.o.ChallengeKey, r.a.State, r.a.User, r.a.Client.Name, r.now)
+	if r.u == nil { // unknown, or deleted since the challenge
+		return reject(ReasonBadState), nil
+	}
+	tokens := classify(r.u.Tokens, r.now)
+	ref := int64(0)
+	if tokens.current != nil {
+		ref = tokens.current.LastStep
+	}
+	kind, ok := openState(v.o.ChallengeKey, r.a.State, r.a.User, r.a.Client.Name, r.now, ref)
 	switch {
 	case !ok:
 		return reject(ReasonBadState), nil
-	case r.u == nil: // deleted since the challenge
-		return reject(ReasonUnknownUser), nil
 	case kind == stateNotice:
 		return reject(ReasonNotEnrolled), nil
 	}
-	tokens := classify(r.u.Tokens, r.now)
 	if tokens.current == nil && len(tokens.future) == 0 {
 		return reject(ReasonNotEnrolled), nil
 	}
 	return v.checkCode(ctx, r, tokens, r.a.Password)
 }
 
-func (v *Verifier) challenge(r *request, kind byte, prompt string) Decision {
+func (v *Verifier) challenge(ctx context.Context, r *request, kind byte, prompt string) (Decision, error) {
+	// A right password is answered only if storage takes writes, as a wrong
+	// one is (its failure must be counted): no oracle when the disk fails.
+	if err := v.o.Store.Touch(ctx, r.u.ID); err != nil {
+		return Decision{}, err
+	}
+	ref := int64(0)
+	if t := classify(r.u.Tokens, r.now).current; t != nil {
+		ref = t.LastStep
+	}
 	ttl := r.a.Client.ChallengeTTL
 	if ttl <= 0 {
 		ttl = DefaultChallengeTTL
@@ -350,8 +396,8 @@ func (v *Verifier) challenge(r *request, kind byte, prompt string) Decision {
 	return Decision{
 		Outcome: Challenge,
 		Prompt:  prompt,
-		State:   newState(v.o.ChallengeKey, kind, r.a.User, r.a.Client.Name, r.now.Add(ttl)),
-	}
+		State:   newState(v.o.ChallengeKey, kind, r.a.User, r.a.Client.Name, r.now.Add(ttl), ref),
+	}, nil
 }
 
 func (v *Verifier) createUser(ctx context.Context, r *request) error {
@@ -388,6 +434,9 @@ func (v *Verifier) checkCode(ctx context.Context, r *request, tokens userTokens,
 				return v.fail(ctx, r, ReasonReplayedCode)
 			}
 			ok, err := v.o.Store.CommitSuccess(ctx, r.u.ID, t.ID, step, off)
+			if errors.Is(err, store.ErrLocked) { // a concurrent failure locked the user
+				return reject(ReasonLockedOut), nil
+			}
 			if err != nil {
 				return Decision{}, err
 			}
@@ -420,18 +469,26 @@ func (v *Verifier) checkCode(ctx context.Context, r *request, tokens userTokens,
 }
 
 // accept accepts without a code, resetting the failure count.
+// The write is made even with no failures to reset: a right password is
+// answered only when storage takes writes, as a wrong one is.
 func (v *Verifier) accept(ctx context.Context, r *request) (Decision, error) {
+	write := v.o.Store.Touch
 	if r.u.Failures > 0 {
-		if err := v.o.Store.ResetFailures(ctx, r.u.ID); err != nil {
-			return Decision{}, err
-		}
+		write = v.o.Store.ResetFailures
+	}
+	if err := write(ctx, r.u.ID); err != nil {
+		return Decision{}, err
 	}
 	return Decision{Outcome: Accept}, nil
 }
 
 // fail counts a failure towards the lockout and rejects with reason rs.
 func (v *Verifier) fail(ctx context.Context, r *request, rs Reason) (Decision, error) {
-	if _, err := v.o.Store.RecordFailure(ctx, r.u.ID, r.set.MaxFailures, r.set.LockoutDuration); err != nil {
+	// Counted even if the request's deadline passes meanwhile: a guess whose
+	// answer is dropped must still count (bounded by its own timeout).
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := v.o.Store.RecordFailure(wctx, r.u.ID, r.set.MaxFailures, r.set.LockoutDuration); err != nil {
 		return Decision{}, fmt.Errorf("verifier: record failure: %w", err)
 	}
 	return reject(rs), nil

@@ -95,10 +95,10 @@ func TestChallengeWithRadclient(t *testing.T) {
 	got, _ = radclientSend(t, s.radius, `User-Name = "alice"`, `User-Password = "`+totpCode(t, key)+`"`, "State = "+st[1])
 	expectReply(t, "code with State", got, "Access-Accept")
 	got, _ = radclientSend(t, s.radius, `User-Name = "alice"`, `User-Password = "`+totpCode(t, key)+`"`, "State = "+st[1])
-	expectReply(t, "same code again", got, "Access-Reject")
+	expectReply(t, "same State and code again", got, "Access-Reject") // the State is spent
 
 	for sample, want := range map[string]float64{
-		reason("bad_state"): 2, reason("replayed_code"): 1, reason("bad_password"): 1,
+		reason("bad_state"): 3, reason("bad_password"): 1,
 		`radotp_radius_requests_total{code="access_challenge"}`: 1,
 	} {
 		if got := s.metric(t, sample); got != want {
@@ -122,7 +122,7 @@ func TestChallengeWithRadclient(t *testing.T) {
 		}
 		seq = append(seq, e.Result+":"+e.Reason)
 	}
-	want := "challenge: reject:bad_password reject:bad_state accept: reject:replayed_code"
+	want := "challenge: reject:bad_password reject:bad_state accept: reject:bad_state"
 	if strings.Join(seq, " ") != want {
 		t.Fatalf("audit for alice:\n got %s\nwant %s", strings.Join(seq, " "), want)
 	}
