@@ -3,6 +3,8 @@ package radius
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -581,6 +583,7 @@ func (s *Server) decide(ctx context.Context, req *request, p *radius.Packet) (d 
 		Client:         cl.Client,
 		CallingStation: rfc2865.CallingStationID_GetString(p),
 		Source:         req.src,
+		Request:        requestFingerprint(req.src, req.pkt),
 	}
 	vctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -618,4 +621,19 @@ func (s *Server) allowLog(level slog.Level, key string) (bool, int) {
 		return false, 0
 	}
 	return s.limiter.allow(key, s.now())
+}
+
+// requestFingerprint identifies a request as the reply cache does (RFC 5080
+// 2.2.2: source address and port, Identifier, Request Authenticator), in 16
+// bytes that the store can keep with a used step.
+func requestFingerprint(src netip.AddrPort, pkt []byte) []byte {
+	h := sha256.New()
+	a := src.Addr().Unmap().As16()
+	h.Write(a[:])
+	var port [2]byte
+	binary.BigEndian.PutUint16(port[:], src.Port())
+	h.Write(port[:])
+	h.Write(pkt[1:2])  // Identifier
+	h.Write(pkt[4:20]) // Request Authenticator
+	return h.Sum(nil)[:16]
 }

@@ -43,4 +43,9 @@ type Token struct {
 	ActiveAt  time.Time // usable from this instant
 	LastStep  int64     // highest time step ever accepted; 0 = none
 	Drift     int       // matched step minus current step at the last success
+	// LastRequest fingerprints the request that used LastStep (NAS address
+	// and port, Identifier, Request Authenticator); LastAcceptAt is when.
+	// They let an identical retransmit after a restart get its Accept again.
+	LastRequest  []byte
+	LastAcceptAt time.Time
 }

@@ -204,7 +204,7 @@ func (db *DB) UserAuth(ctx context.Context, name string) (User, error) {
 
 const (
 	userColumns  = `id, name, email, password_hash, policy, failures, locked_until, created_at`
-	tokenColumns = `id, user_id, secret, algorithm, digits, period, state, created_at, active_at, last_step, drift`
+	tokenColumns = `id, user_id, secret, algorithm, digits, period, state, created_at, active_at, last_step, drift, last_request, last_accept_at`
 )
 
 func (db *DB) user(ctx context.Context, name string, secrets bool) (User, error) {
@@ -312,12 +312,12 @@ func (db *DB) scanTokens(rows *sql.Rows, secrets bool, add func(Token)) error {
 	for rows.Next() {
 		var t Token
 		var sealed []byte
-		var created, active int64
+		var created, active, accepted int64
 		if err := rows.Scan(&t.ID, &t.UserID, &sealed, &t.Algorithm, &t.Digits, &t.Period, &t.State,
-			&created, &active, &t.LastStep, &t.Drift); err != nil {
+			&created, &active, &t.LastStep, &t.Drift, &t.LastRequest, &accepted); err != nil {
 			return err
 		}
-		t.CreatedAt, t.ActiveAt = fromMS(created), fromMS(active)
+		t.CreatedAt, t.ActiveAt, t.LastAcceptAt = fromMS(created), fromMS(active), fromMS(accepted)
 		if secrets {
 			secret, err := db.unseal(sealed, tokenAD(t.ID))
 			if err != nil {

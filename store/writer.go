@@ -47,12 +47,13 @@ type op struct {
 	kind opKind
 
 	userID  int64
-	tokenID int64 // opCommitSuccess
-	step    int64 // opCommitSuccess
-	drift   int   // opCommitSuccess
-	max     int64 // opRecordFailure: failures that lock
-	until   int64 // opRecordFailure: locked_until if this failure locks, unix ms
-	now     int64 // opCommitSuccess: unix ms; a user locked past it wins nothing
+	tokenID int64  // opCommitSuccess
+	step    int64  // opCommitSuccess
+	drift   int    // opCommitSuccess
+	max     int64  // opRecordFailure: failures that lock
+	until   int64  // opRecordFailure: locked_until if this failure locks, unix ms
+	now     int64  // opCommitSuccess: unix ms; a user locked past it wins nothing
+	request []byte // opCommitSuccess: fingerprint of the request (Token.LastRequest)
 
 	state atomic.Int32 // opQueued, opTaken, opAbandoned
 
@@ -72,7 +73,14 @@ type op struct {
 // then returns false and ErrLocked, so that requests racing a lockout cannot
 // slip an Accept through.
 func (db *DB) CommitSuccess(ctx context.Context, userID, tokenID, step int64, drift int) (bool, error) {
-	o := &op{kind: opCommitSuccess, userID: userID, tokenID: tokenID, step: step, drift: drift, now: toMS(db.now())}
+	return db.CommitSuccessOf(ctx, userID, tokenID, step, drift, nil)
+}
+
+// CommitSuccessOf is CommitSuccess that also records request, a fingerprint
+// of the RADIUS request that used the step (Token.LastRequest), with the
+// time, in the same conditional UPDATE.
+func (db *DB) CommitSuccessOf(ctx context.Context, userID, tokenID, step int64, drift int, request []byte) (bool, error) {
+	o := &op{kind: opCommitSuccess, userID: userID, tokenID: tokenID, step: step, drift: drift, now: toMS(db.now()), request: request}
 	ok, err := db.do(ctx, o)
 	if err == nil && o.locked {
 		return false, ErrLocked
@@ -258,10 +266,14 @@ func (db *DB) exec(ctx context.Context, tx *sql.Tx, o *op) (bool, error) {
 	switch o.kind {
 	case opCommitSuccess:
 		o.locked = false
+		if o.request == nil {
+			o.request = []byte{} // the column is NOT NULL
+		}
 		res, err := tx.ExecContext(ctx,
-			`UPDATE tokens SET last_step = ?, drift = ? WHERE id = ? AND user_id = ? AND last_step < ?
+			`UPDATE tokens SET last_step = ?, drift = ?, last_request = ?, last_accept_at = ?
+				WHERE id = ? AND user_id = ? AND last_step < ?
 				AND NOT EXISTS (SELECT 1 FROM users WHERE id = ? AND locked_until > ?)`,
-			o.step, o.drift, o.tokenID, o.userID, o.step, o.userID, o.now)
+			o.step, o.drift, o.request, o.now, o.tokenID, o.userID, o.step, o.userID, o.now)
 		if err != nil {
 			return false, fmt.Errorf("store: commit success of token %d: %w", o.tokenID, err)
 		}

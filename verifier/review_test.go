@@ -109,3 +109,28 @@ func TestRightPasswordNeedsAWrite(t *testing.T) {
 		}
 	}
 }
+
+// After a restart (a new Verifier on the same database, no reply cache), the
+// NAS's identical retransmission of an accepted request gets Accept again,
+// within the window; any other request with the used code is a replay.
+func TestRetransmitAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	e.addUser(t, "alice", "", t0.Add(-time.Hour))
+	req := []byte("0123456789abcdef")
+	pw := []byte("hunter2" + code_(t, t0))
+	at := func(v *verifier.Verifier, request []byte) verifier.Decision {
+		d, err := v.Verify(context.Background(), verifier.Attempt{User: "alice", Password: pw, Client: appendClient, Request: request})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	expect(t, at(e.v, req), verifier.Accept, "")
+	restarted := verifier.New(verifier.Options{Store: e.db, Passwords: password.NewHasher(1), Now: e.clk.Now}, settings)
+	e.clk.Add(5 * time.Second)
+	expect(t, at(restarted, req), verifier.Accept, "")
+	expect(t, at(restarted, []byte("another request!")), verifier.Reject, verifier.ReasonReplayedCode)
+	expect(t, at(restarted, nil), verifier.Reject, verifier.ReasonReplayedCode)
+	e.clk.Add(30 * time.Second) // past the window a reply cache keeps a reply
+	expect(t, at(restarted, req), verifier.Reject, verifier.ReasonReplayedCode)
+}

@@ -56,6 +56,10 @@ type Attempt struct {
 	Client         Client
 	CallingStation string
 	Source         netip.AddrPort
+	// Request fingerprints the RADIUS request (source, Identifier, Request
+	// Authenticator): the same for a NAS's retransmission, different for
+	// any new request. nil when unknown.
+	Request []byte
 }
 
 // Outcome is what the NAS is told.
@@ -124,6 +128,10 @@ type Store interface {
 	// was not greater (a replay), and false with store.ErrLocked if the user
 	// is locked out.
 	CommitSuccess(ctx context.Context, userID, tokenID, step int64, drift int) (bool, error)
+	// CommitSuccessOf is CommitSuccess that also stores the fingerprint of
+	// the request that used the step, and the time (Token.LastRequest,
+	// Token.LastAcceptAt).
+	CommitSuccessOf(ctx context.Context, userID, tokenID, step int64, drift int, request []byte) (bool, error)
 	// ResetFailures sets the user's failure count to 0.
 	ResetFailures(ctx context.Context, userID int64) error
 	// Touch makes a durable write for the user that changes nothing, so

@@ -20,6 +20,7 @@ package verifier
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -50,6 +51,11 @@ type Settings struct {
 	MaxFailures     int            // consecutive failures before a lockout
 	LockoutDuration time.Duration  // how long a lockout lasts
 	TrustedNetworks []netip.Prefix // Calling-Station-Id inside one: no second factor asked
+	// RetransmitWindow is how long after an Accept the NAS's identical
+	// retransmission (same Attempt.Request) is answered Accept again when
+	// the reply cache no longer has it (a restart); radius.reply_cache_ttl.
+	// 0 = 30 s.
+	RetransmitWindow time.Duration
 }
 
 // Passwords checks local password hashes (password.Hasher satisfies it).
@@ -431,9 +437,17 @@ func (v *Verifier) checkCode(ctx context.Context, r *request, tokens userTokens,
 				continue
 			}
 			if step <= t.LastStep {
+				if v.retransmitted(r, t, step) {
+					// The reply to this very request was lost to a restart
+					// (kill -9, power cut) after its step was committed:
+					// answer as the reply cache would have (RFC 5080).
+					v.o.Logger.Info("verifier: retransmission of an accepted request answered again after a restart",
+						"user", r.a.User, "client", r.a.Client.Name)
+					return Decision{Outcome: Accept}, nil
+				}
 				return v.fail(ctx, r, ReasonReplayedCode)
 			}
-			ok, err := v.o.Store.CommitSuccess(ctx, r.u.ID, t.ID, step, off)
+			ok, err := v.o.Store.CommitSuccessOf(ctx, r.u.ID, t.ID, step, off, r.a.Request)
 			if errors.Is(err, store.ErrLocked) { // a concurrent failure locked the user
 				return reject(ReasonLockedOut), nil
 			}
@@ -466,6 +480,21 @@ func (v *Verifier) checkCode(ctx context.Context, r *request, tokens userTokens,
 		}
 	}
 	return v.fail(ctx, r, ReasonBadCode)
+}
+
+// retransmitted reports whether the request is the NAS's retransmission of
+// the one that used step on t, within the window a reply cache keeps it:
+// the same source, Identifier and Request Authenticator, so only the NAS
+// that sent the original (or whoever can spoof it exactly, who could also
+// have its cached reply resent) gets the Accept it missed.
+func (v *Verifier) retransmitted(r *request, t *store.Token, step int64) bool {
+	window := r.set.RetransmitWindow
+	if window <= 0 {
+		window = 30 * time.Second
+	}
+	return step == t.LastStep && len(r.a.Request) > 0 && len(t.LastRequest) == len(r.a.Request) &&
+		subtle.ConstantTimeCompare(t.LastRequest, r.a.Request) == 1 &&
+		!r.now.Before(t.LastAcceptAt) && r.now.Sub(t.LastAcceptAt) < window
 }
 
 // accept accepts without a code, resetting the failure count.

@@ -341,11 +341,11 @@ type failingStore struct {
 
 var errDisk = errors.New("disk on fire")
 
-func (f failingStore) CommitSuccess(ctx context.Context, u, tk, s int64, d int) (bool, error) {
+func (f failingStore) CommitSuccessOf(ctx context.Context, u, tk, s int64, d int, req []byte) (bool, error) {
 	if f.failCommit {
 		return false, errDisk
 	}
-	return f.Store.CommitSuccess(ctx, u, tk, s, d)
+	return f.Store.CommitSuccessOf(ctx, u, tk, s, d, req)
 }
 
 func (f failingStore) RecordFailure(ctx context.Context, u int64, m int, d time.Duration) (bool, error) {

@@ -195,6 +195,9 @@ func verifierSettings(cfg *config.Config) verifier.Settings {
 		MaxFailures:     cfg.Lockout.MaxFailures,
 		LockoutDuration: cfg.Lockout.Duration.Duration,
 		TrustedNetworks: cfg.Policy.TrustedPrefixes,
+		// A retransmission after a restart is answered as the reply cache
+		// would have answered it, for as long as the cache would keep it.
+		RetransmitWindow: cfg.Radius.ReplyCacheTTL.Duration,
 	}
 }
 
