@@ -68,7 +68,7 @@ func (s *Service) apiCreateLink(w http.ResponseWriter, r *http.Request) {
 	got, want := sha256.Sum256([]byte(token)), sha256.Sum256(s.set.APIToken)
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		s.log.Warn("enrollment: API call with a wrong bearer token", "from", ip)
-		if ok, wait := s.loginIP.allow("api " + ip.String()); !ok {
+		if ok, wait := s.loginIP.allow("api " + ipKey(ip)); !ok {
 			w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
 			writeJSONError(w, http.StatusTooManyRequests, "too many wrong tokens; retry later")
 			return

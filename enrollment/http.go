@@ -109,7 +109,7 @@ func (s *Service) trusted(a netip.Addr) bool {
 // limit applies the per-address limit and, if key is not "", the limiter
 // l for key. It answers 429 itself and reports false when over a limit.
 func (s *Service) limit(w http.ResponseWriter, r *http.Request, l *limiter, key string) bool {
-	ok, wait := s.ip.allow(s.clientIP(r).String())
+	ok, wait := s.ip.allow(ipKey(s.clientIP(r)))
 	if ok && l != nil {
 		ok, wait = l.allow(key)
 	}

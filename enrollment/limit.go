@@ -2,14 +2,28 @@ package enrollment
 
 import (
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 )
 
 // maxLimiterKeys bounds the memory of one limiter. When it is reached,
-// buckets that are full again are forgotten; if that is not enough, all are
-// (the lockout counters and link attempt limits still hold).
+// buckets that are full again are forgotten; if that is not enough, new keys
+// are refused until some are (failing closed: clearing every bucket would
+// hand a flood of fresh keys a reset of every limit).
 const maxLimiterKeys = 10000
+
+// ipKey is the limiter key of a client address: IPv4 as it is, IPv6 by its
+// /64, which one host usually holds whole (keying by the full address would
+// give it 2^64 fresh buckets).
+func ipKey(a netip.Addr) string {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
 
 // limiter is a token bucket per key (a client address, a user name, a link).
 type limiter struct {
@@ -39,6 +53,9 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	if !ok {
 		if len(l.buckets) >= maxLimiterKeys {
 			l.prune(now)
+			if len(l.buckets) >= maxLimiterKeys {
+				return false, l.rate.Every
+			}
 		}
 		b = &bucket{tokens: float64(l.rate.Burst), last: now}
 		l.buckets[key] = b
@@ -65,8 +82,5 @@ func (l *limiter) prune(now time.Time) {
 		if b.tokens >= float64(l.rate.Burst) {
 			delete(l.buckets, k)
 		}
-	}
-	if len(l.buckets) >= maxLimiterKeys {
-		clear(l.buckets)
 	}
 }

@@ -123,6 +123,11 @@ func (s *Service) checkLogin(ctx context.Context, name string, pw []byte, code s
 		s.log.Info("enrollment: user created at first sign-in", "user", name)
 	}
 	if !ff.OK {
+		if ff.Reason == verifier.ReasonUserDisabled {
+			// The password was right (the group check comes after the
+			// bind): no guess to count, as over RADIUS.
+			return loginFailed, nil
+		}
 		return loginFailed, s.fail(ctx, u)
 	}
 	level := verifier.Policy(u.Policy)

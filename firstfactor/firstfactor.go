@@ -5,10 +5,11 @@
 //
 // # Contract
 //
-// A wrong password, an unknown user, a user name that could change the
-// meaning of a DN or filter, and a user outside a required group are results
-// (OK false, nil error), which the verifier rejects (and counts towards the
-// lockout as it counts wrong passwords). A backend that cannot answer — connection refused, timeout, TLS
+// A wrong password, an unknown user and a user name that could change the
+// meaning of a DN or filter are results (OK false, nil error), which the
+// verifier rejects and counts towards the lockout. A user outside a required
+// group is found only after a right password: Reason user_disabled, rejected
+// and not counted (it was no guess). A backend that cannot answer — connection refused, timeout, TLS
 // failure, a service account the directory rejects, an upstream RADIUS server
 // that stays silent — returns an error wrapping
 // verifier.ErrFirstFactorUnavailable; the request is dropped, the NAS retries

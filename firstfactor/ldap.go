@@ -278,10 +278,19 @@ func (l *LDAP) check(c *conn, name, dn, password string) (verifier.FirstFactorRe
 	return l.groups(c, name, dn)
 }
 
-// bindService binds c as the service account, if there is one and c is not
-// bound as it already.
+// bindService binds c as the service account (or anonymously, when there is
+// none), unless c is bound so already.
 func (l *LDAP) bindService(c *conn) error {
-	if l.o.BindDN == "" || c.service {
+	if c.service {
+		return nil
+	}
+	if l.o.BindDN == "" {
+		// Anonymous search: a pooled connection may still be bound as the
+		// last user checked on it; the search must not run as them.
+		if err := c.UnauthenticatedBind(""); err != nil {
+			return err
+		}
+		c.service = true
 		return nil
 	}
 	if err := c.Bind(l.o.BindDN, l.o.BindPassword); err != nil {

@@ -209,6 +209,15 @@ func dsn(path string, busy time.Duration, write bool) string {
 func createPrivate(name string) error {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
+		// It holds password hashes and sealed secrets: like the key file,
+		// it must not be open to group or others (a restored copy may be).
+		fi, err := os.Stat(name)
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return fmt.Errorf("the database file can be read or written by group or others (mode %#o); run chmod 600 %s", perm, name)
+		}
 		return nil
 	}
 	if err != nil {

@@ -322,3 +322,19 @@ func TestTwoOpeners(t *testing.T) {
 		t.Errorf("server sees %d users, want %d", len(users), n+1)
 	}
 }
+
+// A database file open to others (a copy restored with cp and a loose
+// umask) is refused with the command that fixes it.
+func TestOpen_DatabaseModeRefused(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Path: filepath.Join(dir, "r.db"), KeyFile: filepath.Join(dir, "r.key")}
+	db := mustOpenOptions(t, opts)
+	db.Close()
+	if err := os.Chmod(opts.Path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+opts.Path) {
+		t.Fatalf("Open of a 0644 database: %v", err)
+	}
+}

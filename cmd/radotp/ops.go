@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,10 +63,24 @@ func (m *Main) handleOps(mux *http.ServeMux) {
 	// Ready: the database takes writes and the key is loaded, so an Accept
 	// can be committed. A load balancer or orchestrator should stop sending
 	// requests to a node that is not.
+	// The check takes the database's write lock for a moment: it runs at
+	// most once a second, whoever asks how often, so that probes never
+	// compete with logins for the lock.
+	var mu sync.Mutex
+	var checked time.Time
+	var last error
+	ready := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(checked) >= time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			last, checked = m.DB.Ready(ctx), time.Now()
+			cancel()
+		}
+		return last
+	}
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := m.DB.Ready(ctx); err != nil {
+		if err := ready(); err != nil {
 			m.Logger.Warn("readyz: not ready", "err", err)
 			http.Error(w, "not ready: database not writable", http.StatusServiceUnavailable)
 			return

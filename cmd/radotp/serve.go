@@ -128,7 +128,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler(m.Registry))
 		m.handleOps(mux)
-		m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 		go func() { _ = m.httpSrv.Serve(m.metricsLn) }()
 	}
 	var bg context.Context
