@@ -56,11 +56,7 @@ func newReplyCache(ttl time.Duration, max int) *replyCache {
 func (c *replyCache) begin(k cacheKey, now time.Time) (*cacheEntry, []byte, cacheState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.head != nil && !now.Before(c.head.expires) {
-		e := c.head
-		delete(c.m, e.key)
-		c.unlink(e)
-	}
+	c.expire(now)
 	if e, ok := c.m[k]; ok {
 		if e.reply == nil {
 			return e, nil, cacheInFlight
@@ -113,8 +109,21 @@ func (c *replyCache) unlink(e *cacheEntry) {
 	e.prev, e.next = nil, nil
 }
 
-func (c *replyCache) len() int {
+// expire removes the entries whose time is up (the oldest are at the head).
+// c.mu is held.
+func (c *replyCache) expire(now time.Time) {
+	for c.head != nil && !now.Before(c.head.expires) {
+		e := c.head
+		delete(c.m, e.key)
+		c.unlink(e)
+	}
+}
+
+// len returns the live entries at now, dropping the expired ones first, so
+// that an idle server's gauge (and memory) goes down without new traffic.
+func (c *replyCache) len(now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.expire(now)
 	return len(c.m)
 }

@@ -39,7 +39,7 @@ func TestReplyCache(t *testing.T) {
 		t.Fatalf("begin after forget: %v", st)
 	}
 	c.forget(e2) // a second forget of a replaced entry does nothing
-	if n := c.len(); n != 3 {
+	if n := c.len(t0.Add(5 * time.Second)); n != 3 {
 		t.Fatalf("len %d after a stale forget; want 3", n)
 	}
 
@@ -51,8 +51,12 @@ func TestReplyCache(t *testing.T) {
 		t.Fatalf("expired key 1 should be gone, cache full again: %v", st)
 	}
 	// Everything expires.
-	if _, _, st := c.begin(key(1), t0.Add(time.Hour)); st != cacheNew || c.len() != 1 {
-		t.Fatalf("after all expired: %v, len %d", st, c.len())
+	if _, _, st := c.begin(key(1), t0.Add(time.Hour)); st != cacheNew || c.len(t0.Add(time.Hour)) != 1 {
+		t.Fatalf("after all expired: %v, len %d", st, c.len(t0.Add(time.Hour)))
+	}
+	// With no new request, counting expires too: an idle server's gauge drops.
+	if n := c.len(t0.Add(2 * time.Hour)); n != 0 {
+		t.Fatalf("len %d long after the last request; want 0", n)
 	}
 	// finish on an expired entry is harmless.
 	c.finish(e1, []byte("late"))
@@ -74,7 +78,7 @@ func TestReplyCacheOrder(t *testing.T) {
 		if i%3 == 0 {
 			c.forget(live[i/2])
 		}
-		if n := c.len(); n > 100 {
+		if n := c.len(now); n > 100 {
 			t.Fatalf("%d entries live with a 100 ms TTL and one per ms", n)
 		}
 	}
@@ -88,7 +92,7 @@ func TestReplyCacheOrder(t *testing.T) {
 		}
 		n++
 	}
-	if n != c.len() {
-		t.Fatalf("list has %d entries, map %d", n, c.len())
+	if m := len(c.m); n != m {
+		t.Fatalf("list has %d entries, map %d", n, m)
 	}
 }

@@ -389,7 +389,7 @@ func (s *Server) Load() (inFlight, queued, cached int) {
 	if q != nil {
 		queued = len(q)
 	}
-	return int(s.inFlight.Load()), queued, s.cache.len()
+	return int(s.inFlight.Load()), queued, s.cache.len(s.now())
 }
 
 func (s *Server) sendFailed(err error) {
