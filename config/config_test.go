@@ -100,7 +100,7 @@ func TestDefaults(t *testing.T) {
 		}{
 			{"radius.listen", c.Radius.Listen, "127.0.0.1:1812"},
 			{"radius.workers", c.Radius.Workers, 64},
-			{"radius.queue_size", c.Radius.QueueSize, 4096},
+			{"radius.queue_size", c.Radius.QueueSize, 256},
 			{"radius.reply_cache_ttl", c.Radius.ReplyCacheTTL.Duration, 30 * time.Second},
 			{"radius.reply_cache_size", c.Radius.ReplyCacheSize, 262144},
 			{"database.path", c.Database.Path, "radotp.db"},

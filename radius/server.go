@@ -28,7 +28,7 @@ var ErrServerClosed = errors.New("radius: server closed")
 // Defaults for the Server fields left zero.
 const (
 	DefaultWorkers        = 64
-	DefaultQueueSize      = 4096
+	DefaultQueueSize      = 256
 	DefaultReplyCacheTTL  = 30 * time.Second
 	DefaultReplyCacheSize = 262144
 	DefaultRequestTimeout = 5 * time.Second
@@ -55,7 +55,7 @@ type Server struct {
 	// storage and password hashing, which bound CPU use themselves. 0: 64.
 	Workers int
 	// QueueSize is how many requests may wait for a worker; more are
-	// dropped. 0: 4096.
+	// dropped. 0: 256.
 	QueueSize int
 	// ReplyCacheTTL is how long a request is remembered after it arrived,
 	// to answer its retransmissions. It should exceed the time a NAS keeps

@@ -127,6 +127,11 @@ func (db *DB) do(ctx context.Context, o *op) (bool, error) {
 		return false, errClosed
 	default:
 	}
+	// A caller that has already given up queues nothing (select would pick
+	// a ready send as readily as the done context).
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("store: %w", err)
+	}
 	select {
 	case db.ops <- o:
 	case <-db.quit:
