@@ -4,7 +4,7 @@ CONFIG      ?= config.example.toml
 FUZZTIME    ?= 30s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short lint fuzz bench clean
+.PHONY: all build run test test-short lint fuzz bench bench-quick bench-go clean
 
 all: build
 
@@ -39,10 +39,32 @@ fuzz:
 	  done; \
 	done
 
-# Go micro-benchmarks (verifier, packet path, store); the side-by-side
-# FreeRADIUS comparison comes with the load generator.
+# Side by side, in one run: radotp, FreeRADIUS 3.2 with rlm_totp (users file
+# and SQLite, set up by ../shared/bench/freeradius/run.sh: needs root and apt)
+# and the machine's ceiling, under the same load generator (cmd/radotp-bench);
+# prints one table with the ratios (docs/benchmarks.md). About 7 minutes,
+# plus about a minute the first time to build the million-user databases
+# (kept in BENCH_WORK). BENCH_FLAGS=--freeradius=false measures radotp alone.
+BENCH_WORK  ?= /tmp/radotp-bench
+BENCH_FLAGS ?=
 bench:
+	$(GO) run ./bench --work $(BENCH_WORK) $(BENCH_FLAGS)
+
+# The same with 5 s runs and one round (about 3 minutes once the databases exist).
+bench-quick:
+	$(GO) run ./bench --work $(BENCH_WORK) --quick $(BENCH_FLAGS)
+
+# Go micro-benchmarks (verifier, packet path, store, import).
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Ten minutes of mixed load against the real binary (10 % loss with NAS
+# retransmits, junk and malformed packets), asserting one reply per request
+# and flat RSS, goroutines and reply cache (cmd/radotp/soak_test.go). Not in
+# CI; `make test` runs a short version.
+.PHONY: soak
+soak:
+	RADOTP_SOAK=10m $(GO) test -run TestSoak -timeout 20m -v ./cmd/radotp
 
 clean:
 	rm -rf bin

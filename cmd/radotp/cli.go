@@ -41,7 +41,8 @@ const usage = `usage:
   radotp user show NAME [--json]
   radotp user delete NAME
   radotp user unlock NAME
-  radotp token add NAME [--secret BASE32] [--activate-now]
+  radotp user import FILE|- [--format csv|json] [--dry-run] [--batch N] [--activation-delay D]
+  radotp token add NAME [--secret-stdin | --secret BASE32] [--activate-now]
   radotp token reset NAME
   radotp enroll link NAME [--ttl DURATION] [--email]   (prints the one-time enrollment URL)
   radotp audit [--user NAME] [--since DURATION] [--limit N] [--json]
@@ -101,8 +102,8 @@ func (c *cli) dispatch(args []string) error {
 		h, ok := map[string]func([]string) error{
 			"user add": c.userAdd, "user passwd": c.userPasswd, "user list": c.userList,
 			"user show": c.userShow, "user delete": c.userDelete, "user unlock": c.userUnlock, "user set": c.userSet,
-			"enroll link": c.enrollLink,
-			"token add":   c.tokenAdd, "token reset": c.tokenReset,
+			"user import": c.userImport, "enroll link": c.enrollLink,
+			"token add": c.tokenAdd, "token reset": c.tokenReset,
 		}[sub]
 		if !ok {
 			return usageError{fmt.Sprintf("unknown command %q", sub)}
@@ -640,13 +641,26 @@ var keySize = map[string]int{"SHA1": 20, "SHA256": 32, "SHA512": 64}
 
 func (c *cli) tokenAdd(args []string) error {
 	fs := c.flags("token add")
-	secret := fs.String("secret", "", "existing base32 key (hardware token, migration)")
+	secret := fs.String("secret", "", "existing base32 key (hardware token, migration); visible in ps, prefer --secret-stdin")
+	secretStdin := fs.Bool("secret-stdin", false, "read the existing base32 key from stdin")
 	activateNow := fs.Bool("activate-now", false, "skip totp.activation_delay")
 	pos, err := parse(fs, args, 1, "a user NAME")
 	if err != nil {
 		return err
 	}
 	name := pos[0]
+	if *secretStdin {
+		if *secret != "" {
+			return usageError{"give --secret or --secret-stdin, not both"}
+		}
+		line, err := bufio.NewReader(io.LimitReader(c.stdin, 1024)).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read the key from stdin: %w", err)
+		}
+		if *secret = strings.TrimSpace(line); *secret == "" {
+			return errors.New("--secret-stdin: no key on stdin")
+		}
+	}
 	var key []byte
 	if *secret != "" {
 		if key, err = decodeSecret(*secret); err != nil {

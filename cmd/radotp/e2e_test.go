@@ -410,6 +410,12 @@ func TestCLI(t *testing.T) {
 	if !strings.Contains(out, "secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ") {
 		t.Fatalf("imported key not in URI:\n%s", out)
 	}
+	// The same from stdin (not visible in ps or shell history).
+	mustAdmin(t, cfg, "", "token", "reset", "alice")
+	out = mustAdmin(t, cfg, "gezdgnbvgy3tqojqgezdgnbvgy3tqojq\n", "token", "add", "alice", "--secret-stdin", "--activate-now")
+	if !strings.Contains(out, "secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ") {
+		t.Fatalf("key from stdin not in URI:\n%s", out)
+	}
 
 	var users []struct {
 		Name            string `json:"name"`

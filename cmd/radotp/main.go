@@ -3,11 +3,16 @@
 //
 //	radotp serve        [--config FILE]
 //	radotp check-config [--config FILE]
-//	radotp user add NAME [--email ADDR] [--password-stdin] [--policy default|required|optional|disabled]
+//	radotp user add NAME [--email ADDR] [--password-stdin] [--policy default|required|optional|disabled] [--invite]
 //	radotp user passwd NAME            (new password on stdin)
+//	radotp user set NAME [--policy ...] [--email ADDR]
 //	radotp user list [--json] | show NAME [--json] | delete NAME | unlock NAME
+//	radotp user import FILE|- [--format csv|json] [--dry-run]
 //	radotp token add NAME [--secret BASE32] [--activate-now]
 //	radotp token reset NAME
+//	radotp enroll link NAME [--ttl DURATION] [--email]
+//	radotp audit [--user NAME] [--since DURATION] [--json]
+//	radotp backup FILE
 //
 // Every command takes --config (default $RADOTP_CONFIG, then
 // /etc/radotp/radotp.toml). Flags may stand before or after the positional
