@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/radotp/radotp/otpcode"
 	"github.com/radotp/radotp/store"
 )
 
@@ -106,7 +107,7 @@ func (s *Service) showEnroll(w http.ResponseWriter, r *http.Request, status int,
 		Title:   "Set up your second factor",
 		User:    l.UserName,
 		Issuer:  s.set.Issuer,
-		Key:     groups(b32.EncodeToString(l.Secret)),
+		Key:     otpcode.Groups(b32.EncodeToString(l.Secret)),
 		QR:      s.base() + "/enroll/" + tok + "/qr.png",
 		Digits:  l.Digits,
 		Expires: s.clock(l.ExpiresAt, false),
@@ -134,7 +135,7 @@ func (s *Service) qr(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	k, err := keyURI(s.set.Issuer, l.UserName, l.Secret, l.Algorithm, l.Digits, l.Period)
+	k, err := otpcode.KeyURI(s.set.Issuer, l.UserName, l.Secret, l.Algorithm, l.Digits, l.Period)
 	if err != nil {
 		s.internal(w, r, err)
 		return

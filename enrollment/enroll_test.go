@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/radotp/radotp/otpcode"
 	"github.com/radotp/radotp/store"
 )
 
@@ -55,7 +56,7 @@ func TestEnroll_Flow(t *testing.T) {
 	if err != nil || img.Bounds().Dx() != qrSize {
 		t.Fatalf("QR PNG: %v, bounds %v", err, img.Bounds())
 	}
-	k, _ := keyURI("ACME VPN", "alice", key, "SHA1", 6, 30)
+	k, _ := otpcode.KeyURI("ACME VPN", "alice", key, "SHA1", 6, 30)
 	want, _ := qrPNG(k)
 	if !bytes.Equal(w.Body.Bytes(), want) {
 		t.Error("QR image is not the key URI of the key on the page")
@@ -503,7 +504,7 @@ func TestEnroll_SecretNeverInURLOrLog(t *testing.T) {
 		metrics.WriteString(mf.String())
 	}
 	for what, s := range map[string]string{"log": e.logs.String(), "metrics": metrics.String(), "confirmation mail": confirmMail.Data} {
-		for _, bad := range []string{secret, secret[:16], groups(secret)[:19], tok, code, wrong} {
+		for _, bad := range []string{secret, secret[:16], otpcode.Groups(secret)[:19], tok, code, wrong} {
 			if strings.Contains(s, bad) {
 				t.Errorf("%s contains %q:\n%s", what, bad, s)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/radotp/radotp/otpcode"
 	"github.com/radotp/radotp/store"
 )
 
@@ -86,7 +87,7 @@ func FuzzEnrollHandlers(f *testing.F) {
 			}
 		}
 		onPage := r.URL.Path == "/enroll/"+tok && (method == "GET" || method == "HEAD" || method == "POST")
-		if !onPage && strings.Contains(w.Body.String(), groups(secret)[:14]) {
+		if !onPage && strings.Contains(w.Body.String(), otpcode.Groups(secret)[:14]) {
 			t.Fatalf("%s %q: the secret is in the answer", method, path)
 		}
 		if strings.HasPrefix(r.URL.Path, "/api/") && w.Header().Get("Content-Type") == "application/json" && !json.Valid(w.Body.Bytes()) {

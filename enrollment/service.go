@@ -56,6 +56,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/radotp/radotp/otpcode"
 	"github.com/radotp/radotp/store"
 	"github.com/radotp/radotp/verifier"
 )
@@ -201,7 +202,7 @@ func New(o Options) (*Service, error) {
 	if set.Algorithm == "" {
 		set.Algorithm = "SHA1"
 	}
-	if keySizes[set.Algorithm] == 0 {
+	if otpcode.KeySize(set.Algorithm) == 0 {
 		return nil, fmt.Errorf("enrollment: algorithm %q is not SHA1, SHA256 or SHA512", set.Algorithm)
 	}
 	if set.Digits == 0 {
@@ -283,9 +284,6 @@ type Link struct {
 // configured to build it from.
 var ErrNoPublicURL = errors.New("enrollment: enrollment.public_url is not set; links are built from it")
 
-// keySizes is the length of new keys: as long as the HMAC output.
-var keySizes = map[string]int{"SHA1": 20, "SHA256": 32, "SHA512": 64}
-
 // CreateLink makes a link for the named user that lives ttl (0 means
 // Settings.LinkTTL). purpose is one of store.LinkAdmin, ... The link is not
 // mailed; see MailLink. store.ErrNotFound if there is no such user.
@@ -300,7 +298,7 @@ func (s *Service) createLink(ctx context.Context, user, purpose string, ttl time
 	if ttl <= 0 {
 		ttl = s.set.LinkTTL
 	}
-	secret := make([]byte, keySizes[s.set.Algorithm])
+	secret := make([]byte, otpcode.KeySize(s.set.Algorithm))
 	rand.Read(secret)
 	defer clear(secret)
 	l, token, err := s.store.CreateEnrollLink(ctx, user, store.EnrollLink{

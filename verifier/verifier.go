@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/radotp/radotp/otpcode"
 	"github.com/radotp/radotp/store"
 )
 
@@ -353,7 +354,7 @@ func splitCandidate(r *request) (candidate, bool) {
 		digits = classify(r.u.Tokens, r.now).digits()
 	}
 	pw, code, ok := splitCode(r.a.Password, r.a.Client.Separator, digits)
-	if !ok || !isDigits(code) {
+	if !ok || !otpcode.IsDigits(code) {
 		return candidate{}, false
 	}
 	return candidate{pw: pw, code: code}, true
@@ -422,18 +423,18 @@ func (v *Verifier) createUser(ctx context.Context, r *request) error {
 
 // checkCode checks a code against the user's tokens and commits its step.
 func (v *Verifier) checkCode(ctx context.Context, r *request, tokens userTokens, code []byte) (Decision, error) {
-	if !isDigits(code) {
+	if !otpcode.IsDigits(code) {
 		return v.fail(ctx, r, ReasonBadCode)
 	}
 	skew := r.set.Skew
 	if t := tokens.current; t != nil {
-		m := codeMatcher{mac: newMAC(t.Algorithm, t.Secret), digits: t.Digits, code: code}
-		cur := stepAt(r.now, t.Period)
+		m := otpcode.NewMatcher(t.Algorithm, t.Secret, t.Digits, code)
+		cur := otpcode.Step(r.now, t.Period)
 		// Highest matching step in the window wins: if an older step of the
 		// window happens to give the same code, the newer one is the one used.
 		for off := skew; off >= -skew; off-- {
 			step := cur + int64(off)
-			if !m.matches(step) {
+			if !m.At(step) {
 				continue
 			}
 			if step <= t.LastStep {
@@ -462,19 +463,19 @@ func (v *Verifier) checkCode(ctx context.Context, r *request, tokens userTokens,
 	}
 	for i := range tokens.future {
 		t := &tokens.future[i]
-		m := codeMatcher{mac: newMAC(t.Algorithm, t.Secret), digits: t.Digits, code: code}
-		cur := stepAt(r.now, t.Period)
+		m := otpcode.NewMatcher(t.Algorithm, t.Secret, t.Digits, code)
+		cur := otpcode.Step(r.now, t.Period)
 		for off := -skew; off <= skew; off++ {
-			if m.matches(cur + int64(off)) {
+			if m.At(cur + int64(off)) {
 				return v.fail(ctx, r, ReasonNotYetActive)
 			}
 		}
 	}
 	if t := tokens.current; t != nil {
-		m := codeMatcher{mac: newMAC(t.Algorithm, t.Secret), digits: t.Digits, code: code}
-		cur := stepAt(r.now, t.Period)
+		m := otpcode.NewMatcher(t.Algorithm, t.Secret, t.Digits, code)
+		cur := otpcode.Step(r.now, t.Period)
 		for off := skew + 1; off <= SkewDetectSteps; off++ {
-			if m.matches(cur+int64(off)) || m.matches(cur-int64(off)) {
+			if m.At(cur+int64(off)) || m.At(cur-int64(off)) {
 				return v.fail(ctx, r, ReasonClockSkew)
 			}
 		}
@@ -599,12 +600,4 @@ func splitCode(p []byte, sep string, digits int) (pw, code []byte, ok bool) {
 		return nil, nil, false
 	}
 	return p[:len(p)-digits], p[len(p)-digits:], true
-}
-
-// stepAt is the RFC 6238 time step of t for a period in seconds.
-func stepAt(t time.Time, period int) int64 {
-	if period <= 0 {
-		period = 30
-	}
-	return t.Unix() / int64(period)
 }

@@ -20,10 +20,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
-
 	"github.com/radotp/radotp/config"
+	"github.com/radotp/radotp/otpcode"
 	"github.com/radotp/radotp/password"
 	"github.com/radotp/radotp/store"
 	"github.com/radotp/radotp/verifier"
@@ -574,8 +572,10 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func (c *cli) userDelete(args []string) error {
-	pos, err := parse(c.flags("user delete"), args, 1, "a user NAME")
+// onUser runs a command on one user: it parses NAME, opens the store, runs
+// f, and prints what f returns; a missing user is one clear sentence.
+func (c *cli) onUser(cmd string, args []string, f func(ctx context.Context, db *store.DB, name string) (string, error)) error {
+	pos, err := parse(c.flags(cmd), args, 1, "a user NAME")
 	if err != nil {
 		return err
 	}
@@ -584,28 +584,24 @@ func (c *cli) userDelete(args []string) error {
 		return err
 	}
 	defer db.Close()
-	if err := db.DeleteUser(context.Background(), pos[0]); err != nil {
+	msg, err := f(context.Background(), db, pos[0])
+	if err != nil {
 		return notFound(err, pos[0])
 	}
-	fmt.Fprintf(c.stdout, "user %s deleted, with their tokens\n", pos[0])
+	fmt.Fprintln(c.stdout, msg)
 	return nil
 }
 
+func (c *cli) userDelete(args []string) error {
+	return c.onUser("user delete", args, func(ctx context.Context, db *store.DB, name string) (string, error) {
+		return fmt.Sprintf("user %s deleted, with their tokens", name), db.DeleteUser(ctx, name)
+	})
+}
+
 func (c *cli) userUnlock(args []string) error {
-	pos, err := parse(c.flags("user unlock"), args, 1, "a user NAME")
-	if err != nil {
-		return err
-	}
-	_, db, err := c.openStore()
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := db.UnlockUser(context.Background(), pos[0]); err != nil {
-		return notFound(err, pos[0])
-	}
-	fmt.Fprintf(c.stdout, "user %s unlocked, failure count cleared\n", pos[0])
-	return nil
+	return c.onUser("user unlock", args, func(ctx context.Context, db *store.DB, name string) (string, error) {
+		return fmt.Sprintf("user %s unlocked, failure count cleared", name), db.UnlockUser(ctx, name)
+	})
 }
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -623,21 +619,6 @@ func decodeSecret(s string) ([]byte, error) {
 	}
 	return k, nil
 }
-
-// groups writes s in groups of four for manual entry.
-func groups(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i += 4 {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(s[i:min(i+4, len(s))])
-	}
-	return b.String()
-}
-
-// keySize is as long as the HMAC's output: 20 bytes for SHA1, 32, 64.
-var keySize = map[string]int{"SHA1": 20, "SHA256": 32, "SHA512": 64}
 
 func (c *cli) tokenAdd(args []string) error {
 	fs := c.flags("token add")
@@ -673,7 +654,7 @@ func (c *cli) tokenAdd(args []string) error {
 	}
 	defer db.Close()
 	if key == nil {
-		key = make([]byte, keySize[cfg.TOTP.Algorithm])
+		key = make([]byte, otpcode.KeySize(cfg.TOTP.Algorithm))
 		if _, err := rand.Read(key); err != nil {
 			return fmt.Errorf("random key: %w", err)
 		}
@@ -698,7 +679,7 @@ func (c *cli) tokenAdd(args []string) error {
 	if d := activeAt.Sub(now); d > 0 {
 		fmt.Fprintf(c.stdout, " (in %s)", d.Round(time.Second))
 	}
-	fmt.Fprintf(c.stdout, "\nkey (base32, shown only now): %s\n%s\n", groups(b32.EncodeToString(key)), uri)
+	fmt.Fprintf(c.stdout, "\nkey (base32, shown only now): %s\n%s\n", otpcode.Groups(b32.EncodeToString(key)), uri)
 	if n := len(tokensBefore(db, name)); n > 1 {
 		fmt.Fprintf(c.stdout, "%s's earlier token keeps working until this one is active, then this one replaces it\n", name)
 	}
@@ -717,11 +698,7 @@ func tokensBefore(db *store.DB, name string) []store.Token {
 // otpauthURI is the Key URI that authenticator apps scan:
 // otpauth://totp/ISSUER:NAME?secret=...&issuer=...&algorithm=...&digits=...&period=...
 func otpauthURI(cfg *config.Config, name string, key []byte) (string, error) {
-	alg := map[string]otp.Algorithm{"SHA1": otp.AlgorithmSHA1, "SHA256": otp.AlgorithmSHA256, "SHA512": otp.AlgorithmSHA512}[cfg.TOTP.Algorithm]
-	k, err := totp.Generate(totp.GenerateOpts{
-		Issuer: cfg.TOTP.Issuer, AccountName: name, Period: uint(cfg.TOTP.Period.Duration / time.Second),
-		Digits: otp.Digits(cfg.TOTP.Digits), Algorithm: alg, Secret: key,
-	})
+	k, err := otpcode.KeyURI(cfg.TOTP.Issuer, name, key, cfg.TOTP.Algorithm, cfg.TOTP.Digits, int(cfg.TOTP.Period.Duration/time.Second))
 	if err != nil {
 		return "", fmt.Errorf("otpauth URI: %w", err)
 	}
@@ -729,19 +706,8 @@ func otpauthURI(cfg *config.Config, name string, key []byte) (string, error) {
 }
 
 func (c *cli) tokenReset(args []string) error {
-	pos, err := parse(c.flags("token reset"), args, 1, "a user NAME")
-	if err != nil {
-		return err
-	}
-	_, db, err := c.openStore()
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	n, err := db.DeleteTokens(context.Background(), pos[0])
-	if err != nil {
-		return notFound(err, pos[0])
-	}
-	fmt.Fprintf(c.stdout, "removed %d token(s) of %s; they must enroll again (radotp token add %s)\n", n, pos[0], pos[0])
-	return nil
+	return c.onUser("token reset", args, func(ctx context.Context, db *store.DB, name string) (string, error) {
+		n, err := db.DeleteTokens(ctx, name)
+		return fmt.Sprintf("removed %d token(s) of %s; they must enroll again (radotp token add %s)", n, name, name), err
+	})
 }

@@ -1,8 +1,9 @@
-package verifier
+package otpcode
 
 import (
 	"encoding/base32"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,13 +32,14 @@ func TestRFC6238Vectors(t *testing.T) {
 	}
 	for _, v := range vectors {
 		t.Run(fmt.Sprintf("%s/%d", v.alg, v.unix), func(t *testing.T) {
-			m := codeMatcher{mac: newMAC(v.alg, seeds[v.alg]), digits: 8, code: []byte(v.code)}
-			step := stepAt(time.Unix(v.unix, 0), 30)
-			if !m.matches(step) {
-				hotp(m.mac, uint64(step), 8, m.buf[:8])
-				t.Fatalf("got %s, want %s", m.buf[:8], v.code)
+			m := NewMatcher(v.alg, seeds[v.alg], 8, []byte(v.code))
+			step := Step(time.Unix(v.unix, 0), 30)
+			if !m.At(step) {
+				var got [8]byte
+				HOTP(NewMAC(v.alg, seeds[v.alg]), uint64(step), got[:])
+				t.Fatalf("got %s, want %s", got[:], v.code)
 			}
-			if m.matches(step+1) || m.matches(step-1) {
+			if m.At(step+1) || m.At(step-1) {
 				t.Fatal("code also matches a neighbouring step")
 			}
 		})
@@ -47,10 +49,10 @@ func TestRFC6238Vectors(t *testing.T) {
 // RFC 4226 appendix D: HOTP, SHA1, 6 digits, counters 0..9.
 func TestRFC4226Vectors(t *testing.T) {
 	want := []string{"755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"}
-	mac := newMAC("SHA1", []byte("12345678901234567890"))
+	mac := NewMAC("SHA1", []byte("12345678901234567890"))
 	for c, w := range want {
 		var out [6]byte
-		hotp(mac, uint64(c), 6, out[:])
+		HOTP(mac, uint64(c), out[:])
 		if string(out[:]) != w {
 			t.Errorf("counter %d: got %s want %s", c, out[:], w)
 		}
@@ -71,8 +73,7 @@ func TestAgreesWithPquernaOTP(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				m := codeMatcher{mac: newMAC(name, key), digits: digits, code: []byte(want)}
-				if !m.matches(stepAt(at, 30)) {
+				if !NewMatcher(name, key, digits, []byte(want)).At(Step(at, 30)) {
 					t.Errorf("%s/%d/%d: pquerna says %s, we disagree", name, digits, unix, want)
 				}
 			}
@@ -85,33 +86,40 @@ func TestIsDigits(t *testing.T) {
 		"123456": true, "00000000": true, "": false, "12345a": false, "123 456": false,
 		" 123456": false, "１２３４５６": false, "-12345": false, "12345\x00": false,
 	} {
-		if got := isDigits([]byte(s)); got != want {
+		if got := IsDigits([]byte(s)); got != want {
 			t.Errorf("isDigits(%q) = %v", s, got)
 		}
 	}
 }
 
-func TestSplitCode(t *testing.T) {
-	for _, tc := range []struct {
-		name, in, sep string
-		digits        int
-		pw, code      string
-		ok            bool
-	}{
-		{"Trailing6", "hunter2123456", "", 6, "hunter2", "123456", true},
-		{"Trailing8", "hunter212345678", "", 8, "hunter2", "12345678", true},
-		{"OnlyCode", "123456", "", 6, "", "123456", true},
-		{"TooShort", "12345", "", 6, "", "", false},
-		{"Separator", "hunter2,123456", ",", 6, "hunter2", "123456", true},
-		{"SeparatorInPassword", "a,b,c,123456", ",", 6, "a,b,c", "123456", true},
-		{"MultiByteSeparator", "pw::123456", "::", 6, "pw", "123456", true},
-		{"SeparatorMissing", "hunter2123456", ",", 6, "", "", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			pw, code, ok := splitCode([]byte(tc.in), tc.sep, tc.digits)
-			if ok != tc.ok || string(pw) != tc.pw || string(code) != tc.code {
-				t.Fatalf("splitCode(%q,%q,%d) = %q,%q,%v", tc.in, tc.sep, tc.digits, pw, code, ok)
-			}
-		})
+func TestInWindow(t *testing.T) {
+	key := []byte("12345678901234567890")
+	now := time.Unix(1111111109, 0)
+	var c [6]byte
+	HOTP(NewMAC("SHA1", key), uint64(Step(now, 30)-1), c[:])
+	if step, ok := InWindow("SHA1", key, 6, 30, c[:], now, 1); !ok || step != Step(now, 30)-1 {
+		t.Fatalf("previous step: %d %v", step, ok)
+	}
+	if _, ok := InWindow("SHA1", key, 6, 30, c[:], now, 0); ok {
+		t.Fatal("matched outside a window of 0")
+	}
+	if _, ok := InWindow("MD5", key, 6, 30, c[:], now, 1); ok {
+		t.Fatal("matched with an unknown algorithm")
+	}
+}
+
+func TestKeyURIAndGroups(t *testing.T) {
+	k, err := KeyURI("ACME VPN", "alice", []byte("12345678901234567890"), "SHA256", 8, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := k.URL()
+	for _, want := range []string{"otpauth://totp/ACME%20VPN:alice?", "secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "issuer=ACME%20VPN", "algorithm=SHA256", "digits=8", "period=60"} {
+		if !strings.Contains(u, want) {
+			t.Errorf("URI %s lacks %s", u, want)
+		}
+	}
+	if g := Groups("GEZDGNBVGY"); g != "GEZD GNBV GY" {
+		t.Errorf("Groups = %q", g)
 	}
 }
