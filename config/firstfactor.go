@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -45,6 +46,7 @@ func (f FirstFactor) AutoCreate() bool {
 type LDAP struct {
 	URLs             []string `toml:"urls"`               // ldap:// or ldaps://, tried in order
 	StartTLS         *bool    `toml:"start_tls"`          // StartTLS on ldap:// URLs; default false
+	AllowCleartext   *bool    `toml:"allow_cleartext"`    // ldap:// without StartTLS to a non-loopback host; default false
 	CAFile           string   `toml:"ca_file"`            // PEM CA certificates for TLS; "" = the system's
 	BindDNTemplate   string   `toml:"bind_dn_template"`   // e.g. "uid=%s,ou=people,dc=example,dc=org"
 	BindDN           string   `toml:"bind_dn"`            // service account for the search and group checks
@@ -59,6 +61,9 @@ type LDAP struct {
 
 	BindPassword []byte `toml:"-"` // content of BindPasswordFile, when the backend is used
 }
+
+// AllowsCleartext reports whether allow_cleartext is true. Unset means false.
+func (l LDAP) AllowsCleartext() bool { return l.AllowCleartext != nil && *l.AllowCleartext }
 
 // UsesStartTLS reports whether StartTLS is asked for. Unset means false.
 func (l LDAP) UsesStartTLS() bool { return l.StartTLS != nil && *l.StartTLS }
@@ -103,6 +108,7 @@ func defaultFirstFactor() FirstFactor {
 		AutoCreateUsers: new(false),
 		LDAP: LDAP{
 			StartTLS:       new(false),
+			AllowCleartext: new(false),
 			Filter:         "(uid=%s)",
 			GroupAttribute: "member",
 			Timeout:        Duration{5 * time.Second},
@@ -155,6 +161,9 @@ func (c *Config) validateFirstFactor(p *problems) {
 	if f.LDAP.StartTLS == nil {
 		f.LDAP.StartTLS = new(false)
 	}
+	if f.LDAP.AllowCleartext == nil {
+		f.LDAP.AllowCleartext = new(false)
+	}
 	if f.Radius.RequireMessageAuthenticator == nil {
 		f.Radius.RequireMessageAuthenticator = new(true)
 	}
@@ -186,6 +195,14 @@ func (c *Config) validateLDAP(p *problems) {
 	}
 	if l.UsesStartTLS() && ldaps {
 		p.bad(scope{}, pre+"start_tls", true, "StartTLS is for ldap:// URLs; ldaps:// is TLS already")
+	}
+	if !l.UsesStartTLS() && !l.AllowsCleartext() {
+		for _, u := range l.URLs {
+			if checkLDAPURL(u) == "" && strings.HasPrefix(strings.ToLower(u), "ldap:") && !loopbackURL(u) {
+				p.bad(scope{}, pre+"urls", u, "would send users' passwords in clear text: use ldaps://, or start_tls = true, "+
+					"or (on a network you trust with passwords) allow_cleartext = true")
+			}
+		}
 	}
 	if l.CAFile != "" {
 		if fi, err := os.Stat(l.CAFile); err != nil {
@@ -385,6 +402,20 @@ func checkServer(s string) string {
 
 // firstFactorWarnings returns what is allowed but probably unwanted in
 // [first_factor].
+// loopbackURL reports whether an LDAP URL's host is this machine.
+func loopbackURL(u string) bool {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := pu.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}
+
 func (c *Config) firstFactorWarnings() []string {
 	var w []string
 	f := c.FirstFactor
@@ -393,7 +424,7 @@ func (c *Config) firstFactorWarnings() []string {
 	}
 	if c.UsesBackend(BackendLDAP) && !f.LDAP.UsesStartTLS() {
 		for _, u := range f.LDAP.URLs {
-			if strings.HasPrefix(strings.ToLower(u), "ldap:") {
+			if strings.HasPrefix(strings.ToLower(u), "ldap:") && !loopbackURL(u) {
 				w = append(w, fmt.Sprintf("first_factor.ldap.urls: %s without start_tls: passwords cross the network in clear text", show(u)))
 			}
 		}

@@ -14,6 +14,7 @@ backend = "ldap"
 [first_factor.ldap]
 urls = ["ldaps://ldap.example.org", "ldap://192.0.2.10:3389"]
 bind_dn_template = "uid=%s,ou=people,dc=example,dc=org"
+allow_cleartext = true
 `
 
 const radiusUpstream = `[first_factor]
@@ -113,6 +114,7 @@ func TestFirstFactorValidation(t *testing.T) {
 		{"LDAPURLScheme", ldapBase + "urls = [\"https://ldap.example.org\"]\n" + tmpl, []string{`first_factor.ldap.urls = "https://ldap.example.org": must be an LDAP URL`}},
 		{"LDAPURLPath", ldapBase + "urls = [\"ldap://ldap.example.org/dc=example,dc=org\"]\n" + tmpl, []string{`must be only scheme://host[:port]; put the base DN in base_dn`}},
 		{"LDAPURLPort", ldapBase + "urls = [\"ldap://ldap.example.org:0\"]\n" + tmpl, []string{`port must be a number from 1 to 65535`}},
+		{"LDAPCleartextRefused", ldapBase + "urls = [\"ldap://ldap.example.org\"]\n" + tmpl, []string{`first_factor.ldap.urls = "ldap://ldap.example.org": would send users' passwords in clear text`}},
 		{"LDAPURLHost", ldapBase + "urls = [\"ldap://exa_mple\"]\n" + tmpl, []string{`host must be an IP address or a host name`}},
 		{"LDAPStartTLSWithLDAPS", ldapBase + urls + tmpl + "start_tls = true\n", []string{`first_factor.ldap.start_tls = true: StartTLS is for ldap:// URLs`}},
 		{"LDAPCAFileMissing", ldapBase + urls + tmpl + "ca_file = \"/nonexistent/ca.pem\"\n", []string{`first_factor.ldap.ca_file = "/nonexistent/ca.pem": no such file or directory`}},

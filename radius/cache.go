@@ -37,16 +37,22 @@ const (
 // always the next to expire: entries sit in a list in arrival order, and
 // expiry pops from its head, which makes every operation O(1).
 type replyCache struct {
-	ttl time.Duration
-	max int
+	ttl      time.Duration
+	max      int // entries
+	maxBytes int // bytes of cached replies (a reply echoes Proxy-States: up to 4 KB)
+	bytes    int
 
 	mu         sync.Mutex
 	m          map[cacheKey]*cacheEntry
 	head, tail *cacheEntry // head is the oldest
 }
 
+// replyCacheBytes bounds the memory of cached replies, whatever their size:
+// a client sending Proxy-States makes each reply up to 4 KB.
+const replyCacheBytes = 64 << 20
+
 func newReplyCache(ttl time.Duration, max int) *replyCache {
-	return &replyCache{ttl: ttl, max: max, m: make(map[cacheKey]*cacheEntry)}
+	return &replyCache{ttl: ttl, max: max, maxBytes: replyCacheBytes, m: make(map[cacheKey]*cacheEntry)}
 }
 
 // begin looks k up at time now. For a new key it inserts an in-flight entry
@@ -63,7 +69,7 @@ func (c *replyCache) begin(k cacheKey, now time.Time) (*cacheEntry, []byte, cach
 		}
 		return e, e.reply, cacheAnswered
 	}
-	if len(c.m) >= c.max {
+	if len(c.m) >= c.max || c.bytes >= c.maxBytes {
 		return nil, nil, cacheFull
 	}
 	e := &cacheEntry{key: k, expires: now.Add(c.ttl), prev: c.tail}
@@ -81,6 +87,9 @@ func (c *replyCache) begin(k cacheKey, now time.Time) (*cacheEntry, []byte, cach
 func (c *replyCache) finish(e *cacheEntry, reply []byte) {
 	c.mu.Lock()
 	e.reply = reply
+	if c.m[e.key] == e { // not expired meanwhile
+		c.bytes += len(reply)
+	}
 	c.mu.Unlock()
 }
 
@@ -91,8 +100,14 @@ func (c *replyCache) forget(e *cacheEntry) {
 	if c.m[e.key] != e {
 		return // expired already, and maybe replaced
 	}
+	c.remove(e)
+}
+
+// remove takes e out of the map and the list. c.mu is held.
+func (c *replyCache) remove(e *cacheEntry) {
 	delete(c.m, e.key)
 	c.unlink(e)
+	c.bytes -= len(e.reply)
 }
 
 func (c *replyCache) unlink(e *cacheEntry) {
@@ -113,9 +128,7 @@ func (c *replyCache) unlink(e *cacheEntry) {
 // c.mu is held.
 func (c *replyCache) expire(now time.Time) {
 	for c.head != nil && !now.Before(c.head.expires) {
-		e := c.head
-		delete(c.m, e.key)
-		c.unlink(e)
+		c.remove(c.head)
 	}
 }
 

@@ -96,3 +96,24 @@ func TestReplyCacheOrder(t *testing.T) {
 		t.Fatalf("list has %d entries, map %d", n, m)
 	}
 }
+
+// Replies are bounded in bytes as well as in number: big replies (echoed
+// Proxy-States) fill the cache sooner, and expiry gives the bytes back.
+func TestReplyCacheBytes(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	c := newReplyCache(10*time.Second, 1000)
+	c.maxBytes = 10000
+	for i := range 3 {
+		e, _, st := c.begin(key(i), t0)
+		if st != cacheNew {
+			t.Fatalf("begin %d: %v", i, st)
+		}
+		c.finish(e, make([]byte, 4000))
+	}
+	if _, _, st := c.begin(key(3), t0); st != cacheFull {
+		t.Fatalf("12000 bytes cached with a budget of 10000: %v; want full", st)
+	}
+	if _, _, st := c.begin(key(3), t0.Add(10*time.Second)); st != cacheNew || c.bytes != 0 {
+		t.Fatalf("after expiry: %v, %d bytes; want new and 0", st, c.bytes)
+	}
+}
