@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -128,33 +129,48 @@ func readKeyFile(name string, create bool) ([]byte, error) {
 	return key, nil
 }
 
-// createKeyFile writes a new random key to name, which must not exist
-// (O_EXCL: an existing key is never overwritten).
+// createKeyFile writes a new random key to name, which must not exist (an
+// existing key is never overwritten: fs.ErrExist). The key is written to a
+// temporary file, synced, and then linked into place, so that another process
+// starting at the same moment never reads a half-written key: it sees either
+// no file or the whole one.
 func createKeyFile(name string) ([]byte, error) {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".radotp-key-*") // mode 0600
+	if err != nil {
+		return nil, fmt.Errorf("store: create key file %s: %w", name, unwrapPath(err))
+	}
+	defer os.Remove(tmp.Name()) // the temporary name; the key stays under name
+	key := make([]byte, keySize)
+	rand.Read(key)
+	text := base64.StdEncoding.AppendEncode(nil, key)
+	text = append(text, '\n')
+	_, err = tmp.Write(text)
+	clear(text)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), name) // fails if name exists: never overwrites
+	}
 	if errors.Is(err, fs.ErrExist) {
 		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: create key file %s: %w", name, unwrapPath(err))
 	}
-	key := make([]byte, keySize)
-	rand.Read(key)
-	text := base64.StdEncoding.AppendEncode(nil, key)
-	text = append(text, '\n')
-	_, err = f.Write(text)
-	clear(text)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name) // ours, and incomplete
-		return nil, fmt.Errorf("store: create key file %s: %w", name, unwrapPath(err))
-	}
+	syncDir(filepath.Dir(name))
 	return key, nil
+}
+
+// syncDir makes a new directory entry durable (best effort).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

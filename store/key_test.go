@@ -8,8 +8,10 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -264,5 +266,37 @@ func TestSealBoundToRow(t *testing.T) {
 	// GetUser does not unseal, so the admin can still see and reset it.
 	if _, err := db.GetUser(ctx, "alice"); err != nil {
 		t.Error(err)
+	}
+}
+
+// Processes that start on a fresh directory at the same moment (the server
+// and an admin command, or several admin commands) agree on one key: none
+// reads a half-written key file.
+func TestKeyFile_ConcurrentCreate(t *testing.T) {
+	for round := range 20 {
+		dir := t.TempDir()
+		opts := Options{Path: filepath.Join(dir, "db"), KeyFile: filepath.Join(dir, "key")}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				db, err := Open(context.Background(), opts)
+				if err != nil {
+					errs <- err
+					return
+				}
+				db.Close()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: concurrent first opens: %v", round, err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, ".radotp-key-*")); len(left) != 0 {
+			t.Fatalf("temporary key files left: %v", left)
+		}
 	}
 }
