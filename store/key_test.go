@@ -270,8 +270,9 @@ func TestSealBoundToRow(t *testing.T) {
 }
 
 // Processes that start on a fresh directory at the same moment (the server
-// and an admin command, or several admin commands) agree on one key: none
-// reads a half-written key file.
+// and an admin command, or several admin commands) agree on one key (none
+// reads a half-written key file) and all get the database set up (none gives
+// up on "database is locked" while another creates the schema).
 func TestKeyFile_ConcurrentCreate(t *testing.T) {
 	for round := range 20 {
 		dir := t.TempDir()

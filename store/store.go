@@ -49,6 +49,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	mrand "math/rand/v2" // jitter only
 	"net/url"
 	"os"
 	"path"
@@ -137,18 +138,41 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	if err := db.open(ctx, busy); err != nil {
+	// Several processes opening a new database at the same moment (the
+	// server and an admin command) can find it busy while another sets it
+	// up: switching to WAL or creating the schema may return SQLITE_BUSY
+	// without waiting. Setting up again is safe (each step is idempotent),
+	// so a busy database is retried for as long as the busy timeout.
+	deadline := time.Now().Add(busy)
+	for {
+		err := db.open(ctx, busy)
+		if err == nil {
+			break
+		}
 		if db.r != nil {
 			db.r.Close()
 		}
 		if db.w != nil {
 			db.w.Close()
 		}
-		return nil, err
+		db.r, db.w = nil, nil
+		if !isBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, err
+		}
+		time.Sleep(time.Duration(10+mrand.IntN(40)) * time.Millisecond)
 	}
 	go db.run()
 	db.startAudit()
 	return db, nil
+}
+
+// isBusy reports whether err is SQLite's "database is locked" (BUSY/LOCKED).
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
+	}
+	return false
 }
 
 func (db *DB) open(ctx context.Context, busy time.Duration) error {
