@@ -496,8 +496,11 @@ func (s *Server) process(ctx context.Context, req *request) (b []byte, kind, dro
 		if err != nil {
 			s.cache.forget(req.entry)
 			why := DropStorageError
-			if errors.Is(err, verifier.ErrFirstFactorUnavailable) {
+			switch {
+			case errors.Is(err, verifier.ErrFirstFactorUnavailable):
 				why = DropFirstFactorUnavailable
+			case errors.Is(err, verifier.ErrBusy):
+				why = DropOverload // a flood of one user's requests
 			}
 			s.obs.Dropped(why)
 			if ok, suppressed := s.allowLog(slog.LevelError, why); ok {

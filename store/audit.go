@@ -159,7 +159,7 @@ func (db *DB) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error
 	var where []string
 	var args []any
 	if q.User != "" {
-		where = append(where, "user = ?")
+		where = append(where, "user = ? COLLATE NOCASE") // as typed; ALICE is alice
 		args = append(args, q.User)
 	}
 	if !q.Since.IsZero() {

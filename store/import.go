@@ -208,7 +208,8 @@ func (im *importer) undo() error {
 	return tx.Commit()
 }
 
-// ExistingNames returns those of names that are users already.
+// ExistingNames returns the users whose names equal some of names without
+// regard to ASCII case, spelled as stored.
 func (db *DB) ExistingNames(ctx context.Context, names []string) ([]string, error) {
 	var found []string
 	const chunk = 500 // well below SQLite's limit on parameters
@@ -216,7 +217,9 @@ func (db *DB) ExistingNames(ctx context.Context, names []string) ([]string, erro
 		part := names[:min(chunk, len(names))]
 		names = names[len(part):]
 		q := make([]byte, 0, 64+2*len(part))
-		q = append(q, `SELECT name FROM users WHERE name IN (?`...)
+		// Names are unique without regard to ASCII case (migration 0004):
+		// "ALICE" in the file is taken if alice exists.
+		q = append(q, `SELECT name FROM users WHERE name COLLATE NOCASE IN (?`...)
 		args := make([]any, len(part))
 		for i, n := range part {
 			if i > 0 {

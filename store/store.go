@@ -356,11 +356,41 @@ func (db *DB) migrate(ctx context.Context) error {
 		if applied[m.version] {
 			continue
 		}
+		if m.version == 4 { // 0004: user names unique without regard to ASCII case
+			if err := db.caseDuplicates(ctx); err != nil {
+				return err
+			}
+		}
 		if err := db.applyMigration(ctx, m); err != nil {
 			return fmt.Errorf("store: migrate %s: %s: %w", db.path, m.name, err)
 		}
 	}
 	return nil
+}
+
+// caseDuplicates fails, naming them, if user names differ only in ASCII
+// case, which migration 0004 forbids: the admin must delete or rename one of
+// each pair first (radotp user delete works before the migration).
+func (db *DB) caseDuplicates(ctx context.Context) error {
+	rows, err := db.w.QueryContext(ctx, `SELECT group_concat(name, ', ') FROM users
+		GROUP BY name COLLATE NOCASE HAVING count(*) > 1`)
+	if err != nil {
+		return fmt.Errorf("store: migrate %s: %w", db.path, err)
+	}
+	defer rows.Close()
+	var dups []string
+	for rows.Next() {
+		var names string
+		if err := rows.Scan(&names); err != nil {
+			return fmt.Errorf("store: migrate %s: %w", db.path, err)
+		}
+		dups = append(dups, "{"+names+"}")
+	}
+	if len(dups) > 0 {
+		return fmt.Errorf("store: migrate %s: user names must now be unique without regard to case, but these differ only in case: %s; "+
+			"delete all but one of each with an older radotp (or sqlite3), then start again", db.path, strings.Join(dups, " "))
+	}
+	return rows.Err()
 }
 
 func (db *DB) applyMigration(ctx context.Context, m migration) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"os"
@@ -336,5 +337,32 @@ func TestOpen_DatabaseModeRefused(t *testing.T) {
 	_, err := Open(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+opts.Path) {
 		t.Fatalf("Open of a 0644 database: %v", err)
+	}
+}
+
+// Migration 0004 (names unique without regard to case) on a database that
+// already holds names differing only in case: a clear error naming them,
+// nothing half-migrated.
+func TestMigration4CaseDuplicates(t *testing.T) {
+	opts := testOptions(t)
+	db := mustOpenOptions(t, opts)
+	db.Close()
+	raw, err := sql.Open("sqlite3", "file:"+opts.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP INDEX users_name_nocase`,
+		`DELETE FROM schema_migrations WHERE version >= 4`,
+		`INSERT INTO users (name, created_at) VALUES ('alice', 0), ('Alice', 0), ('bob', 0)`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	_, err = Open(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "differ only in case") || !strings.Contains(err.Error(), "alice") || strings.Contains(err.Error(), "bob") {
+		t.Fatalf("Open with case duplicates: %v", err)
 	}
 }

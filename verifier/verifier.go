@@ -23,7 +23,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -97,6 +97,7 @@ type Verifier struct {
 	o        Options
 	settings atomic.Pointer[Settings]
 	slots    [userSlots]chan struct{}
+	seed     maphash.Seed
 }
 
 // New returns a Verifier.
@@ -114,7 +115,7 @@ func New(o Options, set Settings) *Verifier {
 		o.ChallengeKey = make([]byte, 32)
 		rand.Read(o.ChallengeKey)
 	}
-	v := &Verifier{o: o}
+	v := &Verifier{o: o, seed: maphash.MakeSeed()}
 	for i := range v.slots {
 		v.slots[i] = make(chan struct{}, 1)
 	}
@@ -122,15 +123,33 @@ func New(o Options, set Settings) *Verifier {
 	return v
 }
 
+// slotWait is how long a request waits for another request of the same
+// user to finish. Two logins of one user rarely overlap; a flood of one name
+// must not park the workers, so a request that waits longer is dropped
+// (ErrBusy, counted as overload) and its NAS retries.
+const slotWait = 50 * time.Millisecond
+
+// ErrBusy is returned when another request of the same user is still being
+// decided after slotWait. The request is dropped as overload.
+var ErrBusy = errors.New("verifier: another request of the same user is being decided")
+
 // lockUser waits until no other request of the user (names compared without
-// ASCII case, as the store does) is being decided, or ctx ends.
+// ASCII case, as the store does) is being decided. The slot is chosen by a
+// hash seeded per process, so nobody can pick names that share a user's slot.
 func (v *Verifier) lockUser(ctx context.Context, name string) (unlock func(), err error) {
-	h := fnv.New32a()
-	h.Write([]byte(strings.ToLower(name)))
-	slot := v.slots[h.Sum32()%userSlots]
+	slot := v.slots[maphash.String(v.seed, strings.ToLower(name))%userSlots]
 	select {
 	case slot <- struct{}{}:
 		return func() { <-slot }, nil
+	default:
+	}
+	t := time.NewTimer(slotWait)
+	defer t.Stop()
+	select {
+	case slot <- struct{}{}:
+		return func() { <-slot }, nil
+	case <-t.C:
+		return nil, ErrBusy
 	case <-ctx.Done():
 		return nil, fmt.Errorf("verifier: waiting for another request of the same user: %w", ctx.Err())
 	}
@@ -249,7 +268,9 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 		case r.u == nil:
 			return reject(ReasonUnknownUser), nil
 		case ff.Reason == ReasonUserDisabled:
-			return reject(ReasonUserDisabled), nil
+			// Found only after a right password: answered only if storage
+			// takes writes, like every answer to a right password.
+			return v.rejectAfterWrite(ctx, r, ReasonUserDisabled)
 		}
 		return v.fail(ctx, r, ReasonBadPassword)
 	}
@@ -278,7 +299,7 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	if code != nil && (needCode || enrolled && mode != ModeOTP) {
 		if !enrolled {
 			v.notEnrolled(ctx, r)
-			return reject(ReasonNotEnrolled), nil
+			return v.rejectAfterWrite(ctx, r, ReasonNotEnrolled)
 		}
 		return v.checkCode(ctx, r, tokens, code)
 	}
@@ -291,11 +312,21 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 			// Tell the user (they know the password) how to get a token.
 			return v.challenge(ctx, r, stateNotice, msg)
 		}
-		return reject(ReasonNotEnrolled), nil
+		return v.rejectAfterWrite(ctx, r, ReasonNotEnrolled)
 	case challengeMode:
 		return v.challenge(ctx, r, stateCode, a.Client.ChallengePrompt)
 	}
 	return v.fail(ctx, r, ReasonBadCode) // append mode, no code given
+}
+
+// rejectAfterWrite rejects a request whose password was right (not_enrolled,
+// user_disabled) after a durable write, so that when storage cannot take
+// writes it is dropped like a wrong password: no oracle.
+func (v *Verifier) rejectAfterWrite(ctx context.Context, r *request, rs Reason) (Decision, error) {
+	if err := v.o.Store.Touch(ctx, r.u.ID); err != nil {
+		return Decision{}, err
+	}
+	return reject(rs), nil
 }
 
 // notEnrolled calls the NotEnrolled hook, if any, and returns its message.
@@ -366,6 +397,13 @@ func (v *Verifier) answer(ctx context.Context, r *request) (Decision, error) {
 		return reject(ReasonBadState), nil
 	}
 	tokens := classify(r.u.Tokens, r.now)
+	if t := tokens.current; t != nil && v.retransmitted(r, t, t.LastStep) &&
+		otpcode.NewMatcher(t.Algorithm, t.Secret, t.Digits, r.a.Password).At(t.LastStep) {
+		// The NAS's retransmission of the answer that used the step, after a
+		// restart lost the cached reply: the State is spent by that very
+		// answer, so it is checked by the fingerprint instead.
+		return Decision{Outcome: Accept}, nil
+	}
 	ref := int64(0)
 	if tokens.current != nil {
 		ref = tokens.current.LastStep

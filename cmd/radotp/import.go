@@ -289,20 +289,41 @@ func newNameIndex() *nameIndex {
 
 func (x *nameIndex) name(i int32) string { return string(x.arena[x.off[i]:x.off[i+1]]) }
 
-// find returns the record holding name and the name's hash.
+// find returns the record holding name and the name's hash. Names are
+// compared without regard to ASCII case, as the database does.
 func (x *nameIndex) find(name string) (int32, uint64, bool) {
-	h := maphash.String(x.seed, name)
+	h := maphash.String(x.seed, foldASCII(name))
 	if i, ok := x.first[h]; ok {
-		if x.name(i) == name {
+		if equalFoldASCII(x.name(i), name) {
 			return i, h, true
 		}
 		for _, j := range x.more[h] {
-			if x.name(j) == name {
+			if equalFoldASCII(x.name(j), name) {
 				return j, h, true
 			}
 		}
 	}
 	return -1, h, false
+}
+
+// foldASCII lowers A-Z only, as SQLite's NOCASE collation does.
+func foldASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+func equalFoldASCII(a, b string) bool {
+	return len(a) == len(b) && foldASCII(a) == foldASCII(b)
 }
 
 // add records name on line; if the name is there already, it returns the

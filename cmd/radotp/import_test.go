@@ -165,14 +165,16 @@ func TestUserImport_Errors(t *testing.T) {
 		"ok1,,,,,\n" + // 9: duplicate
 		"existing,,,,,\n" + // 10: in the database
 		",,,,,\n" + // 11: no name
-		"h1,,$argon2id$v=19$m=1,,,\n" // 12: bad hash
+		"h1,,$argon2id$v=19$m=1,,,\n" + // 12: bad hash
+		"OK1,,,,,\n" + // 13: ok1 in another case: the same user
+		"EXISTING,,,,,\n" // 14: so is this
 	p := e.file(t, "bad.csv", csv)
 	_, errs, code := e.run(t, "", "user", "import", p)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1: %s", code, errs)
 	}
 	for _, want := range []string{
-		"9 problems, nothing imported",
+		"11 problems, nothing imported",
 		"line 4: key: not base32",
 		"line 5: key: 5 bytes",
 		"line 6: both password and password_hash given",
@@ -182,6 +184,8 @@ func TestUserImport_Errors(t *testing.T) {
 		`line 10: user "existing" already exists`,
 		"line 11: name is missing",
 		"line 12: password_hash: argon2id",
+		`line 13: user "OK1" already on line 2`,
+		`line 14: user "EXISTING" already on line 10`,
 	} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
