@@ -201,19 +201,35 @@ func TestGroupCommit(t *testing.T) {
 		toks[i] = mustAddToken(t, db, "alice")
 	}
 
+	// Another connection holds the write lock while the 200 ops arrive, as a
+	// slow fsync would: they wait in the queue together, whatever the
+	// scheduler does, and must then go to disk in a few transactions.
+	other, err := sql.Open("sqlite3", "file:"+db.path+"?_busy_timeout=5000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	hold, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
 	before := db.Stats()
 	var wg sync.WaitGroup
-	start := make(chan struct{})
+	var started atomic.Int32
 	for i := range n {
 		wg.Go(func() {
-			<-start
+			started.Add(1)
 			ok, err := db.CommitSuccess(ctx, u.ID, toks[i].ID, 77, 0)
 			if err != nil || !ok {
 				t.Errorf("CommitSuccess(token %d) = %v, %v", toks[i].ID, ok, err)
 			}
 		})
 	}
-	close(start)
+	for deadline := time.Now().Add(5 * time.Second); started.Load() < n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // from started to queued
+	hold.Rollback()
 	wg.Wait()
 	after := db.Stats()
 

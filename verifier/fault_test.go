@@ -1,6 +1,7 @@
 package verifier_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
@@ -67,9 +68,9 @@ func lockHolder(t *testing.T, path string, d time.Duration) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 7)
-	if _, err := out.Read(buf); err != nil || string(buf) != "locked\n" {
-		t.Fatalf("lock holder did not lock: %q %v", buf, err)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("lock holder did not lock: %q %v", line, err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	return cmd

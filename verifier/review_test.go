@@ -97,20 +97,24 @@ func TestUserNamesIgnoreCase(t *testing.T) {
 func TestFloodOfOneUserIsShed(t *testing.T) {
 	e := newEnv(t)
 	e.addUser(t, "alice", "", t0.Add(-time.Hour))
-	release := make(chan struct{})
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
 	slow := verifier.FirstFactorFunc(func(ctx context.Context, _ string, _ *store.User, _ []byte) (verifier.FirstFactorResult, error) {
-		<-release
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
 		return verifier.FirstFactorResult{}, nil
 	})
 	v := verifier.New(verifier.Options{Store: e.db, Passwords: password.NewHasher(1), Backend: slow, Now: e.clk.Now}, settings)
 	go v.Verify(context.Background(), verifier.Attempt{User: "alice", Password: []byte("x"), Client: appendClient})
-	time.Sleep(20 * time.Millisecond) // the first one holds alice's slot
+	<-entered // the first one holds alice's slot, deciding
+	defer close(release)
 	start := time.Now()
 	_, err := v.Verify(context.Background(), verifier.Attempt{User: "ALICE", Password: []byte("y"), Client: appendClient})
 	if !errors.Is(err, verifier.ErrBusy) || time.Since(start) > time.Second {
 		t.Fatalf("second request of alice while one runs: %v after %v; want ErrBusy within a moment", err, time.Since(start))
 	}
-	close(release)
 }
 
 // touchFails is storage that cannot take writes for the no-op write that
