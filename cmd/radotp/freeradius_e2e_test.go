@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -223,22 +222,10 @@ func startFreeRADIUS(t *testing.T, radotp string) *freeRADIUS {
 var frState = regexp.MustCompile(`(?m)^\s*State = (0x[0-9a-f]+)$`)
 var frReplyMessage = regexp.MustCompile(`(?m)^\s*Reply-Message = "([^"]*)"$`)
 
-// frRadclient sends one Access-Request (with Message-Authenticator) made of
-// the attribute lines to FreeRADIUS, and returns the reply code ("timeout"
-// if none) and radclient's output.
+// frRadclient sends one Access-Request to FreeRADIUS, as its NAS.
 func frRadclient(t *testing.T, addr string, lines ...string) (string, string) {
 	t.Helper()
-	cmd := exec.Command("radclient", "-x", "-r", "1", "-t", "4", addr, "auth", frNASSecret)
-	cmd.Stdin = strings.NewReader(strings.Join(append(lines, "Message-Authenticator = 0x00"), "\n") + "\n")
-	out, _ := cmd.CombinedOutput()
-	if m := received.FindSubmatch(out); m != nil {
-		return string(m[1]), string(out)
-	}
-	if bytes.Contains(out, []byte("No reply from server")) {
-		return "timeout", string(out)
-	}
-	t.Fatalf("radclient: unexpected output:\n%s", out)
-	return "", ""
+	return radclientAs(t, addr, frNASSecret, lines...)
 }
 
 // proxiedAttrs returns the attribute names of the requests FreeRADIUS's

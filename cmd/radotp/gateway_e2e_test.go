@@ -52,7 +52,14 @@ var (
 // the reply code ("timeout" if none) and radclient's whole output.
 func radclientSend(t *testing.T, addr string, lines ...string) (string, string) {
 	t.Helper()
-	cmd := exec.Command("radclient", "-x", "-r", "1", "-t", "3", addr, "auth", e2eSecret)
+	return radclientAs(t, addr, e2eSecret, lines...)
+}
+
+// radclientAs is radclientSend with another shared secret (a NAS of
+// another server, such as a FreeRADIUS in front).
+func radclientAs(t *testing.T, addr, secret string, lines ...string) (string, string) {
+	t.Helper()
+	cmd := exec.Command("radclient", "-x", "-r", "1", "-t", "4", addr, "auth", secret)
 	cmd.Stdin = strings.NewReader(strings.Join(append(lines, "Message-Authenticator = 0x00"), "\n") + "\n")
 	out, _ := cmd.CombinedOutput()
 	if m := received.FindSubmatch(out); m != nil {
