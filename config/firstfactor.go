@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -400,22 +399,14 @@ func checkServer(s string) string {
 	return ""
 }
 
-// firstFactorWarnings returns what is allowed but probably unwanted in
-// [first_factor].
 // loopbackURL reports whether an LDAP URL's host is this machine.
 func loopbackURL(u string) bool {
 	pu, err := url.Parse(u)
-	if err != nil {
-		return false
-	}
-	h := pu.Hostname()
-	if h == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.IsLoopback()
+	return err == nil && isLoopbackHost(pu.Hostname())
 }
 
+// firstFactorWarnings returns what is allowed but probably unwanted in
+// [first_factor].
 func (c *Config) firstFactorWarnings() []string {
 	var w []string
 	f := c.FirstFactor
