@@ -207,8 +207,21 @@ type request struct {
 	a       Attempt
 	set     *Settings
 	now     time.Time
-	u       *store.User // nil: radotp has no record of the user
+	u       *store.User // nil: radotp has no record of the user; set with setUser
 	trusted bool        // Calling-Station-Id is in a trusted network
+	toks    *userTokens // u's tokens sorted by classify, once (tokens)
+}
+
+func (r *request) setUser(u *store.User) { r.u, r.toks = u, nil }
+
+// tokens returns the user's tokens sorted by what they may do now,
+// computed once per request.
+func (r *request) tokens() userTokens {
+	if r.toks == nil {
+		t := classify(r.u.Tokens, r.now)
+		r.toks = &t
+	}
+	return *r.toks
 }
 
 // Verify decides one Attempt. See the package comment for the contract.
@@ -222,7 +235,7 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	u, err := v.o.Store.UserAuth(ctx, a.User)
 	switch {
 	case err == nil:
-		r.u = &u
+		r.setUser(&u)
 	case !errors.Is(err, store.ErrNotFound):
 		return Decision{}, err
 	}
@@ -288,7 +301,7 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 		userPolicy = ff.Policy
 	}
 	policy, _ := EffectivePolicy(userPolicy, a.Client.Policy, r.set.DefaultPolicy)
-	tokens := classify(r.u.Tokens, r.now)
+	tokens := r.tokens()
 	enrolled := tokens.current != nil || len(tokens.future) > 0
 	needCode := !r.trusted && (policy == PolicyRequired || policy == PolicyOptional && tokens.current != nil)
 
@@ -367,7 +380,7 @@ func (v *Verifier) candidates(r *request) []candidate {
 	expect := true
 	if r.u != nil {
 		p, _ := EffectivePolicy(Policy(r.u.Policy), r.a.Client.Policy, r.set.DefaultPolicy)
-		expect = p == PolicyRequired || p == PolicyOptional && classify(r.u.Tokens, r.now).current != nil
+		expect = p == PolicyRequired || p == PolicyOptional && r.tokens().current != nil
 	}
 	if expect && ok {
 		return []candidate{split}
@@ -382,7 +395,7 @@ func (v *Verifier) candidates(r *request) []candidate {
 func splitCandidate(r *request) (candidate, bool) {
 	digits := 6
 	if r.u != nil {
-		digits = classify(r.u.Tokens, r.now).digits()
+		digits = r.tokens().digits()
 	}
 	pw, code, ok := splitCode(r.a.Password, r.a.Client.Separator, digits)
 	if !ok || !otpcode.IsDigits(code) {
@@ -396,7 +409,7 @@ func (v *Verifier) answer(ctx context.Context, r *request) (Decision, error) {
 	if r.u == nil { // unknown, or deleted since the challenge
 		return reject(ReasonBadState), nil
 	}
-	tokens := classify(r.u.Tokens, r.now)
+	tokens := r.tokens()
 	if t := tokens.current; t != nil && v.retransmitted(r, t, t.LastStep) &&
 		otpcode.NewMatcher(t.Algorithm, t.Secret, t.Digits, r.a.Password).At(t.LastStep) {
 		// The NAS's retransmission of the answer that used the step, after a
@@ -428,7 +441,7 @@ func (v *Verifier) challenge(ctx context.Context, r *request, kind byte, prompt 
 		return Decision{}, err
 	}
 	ref := int64(0)
-	if t := classify(r.u.Tokens, r.now).current; t != nil {
+	if t := r.tokens().current; t != nil {
 		ref = t.LastStep
 	}
 	ttl := r.a.Client.ChallengeTTL
@@ -455,7 +468,7 @@ func (v *Verifier) createUser(ctx context.Context, r *request) error {
 		return fmt.Errorf("verifier: auto-create user: %w", err)
 	}
 	v.o.Logger.Info("verifier: user created on first login (first_factor.auto_create_users)", "user", u.Name)
-	r.u = &u
+	r.setUser(&u)
 	return nil
 }
 
