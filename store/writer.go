@@ -154,8 +154,9 @@ func (db *DB) do(ctx context.Context, o *op) (bool, error) {
 		// came in later.
 		return false, errClosed
 	}
-	// Taken: it runs (or ran); its true result comes after at most one
-	// transaction (busy timeout + commit).
+	// Taken: it runs (or ran), and its true result follows its batch's
+	// transaction, or, when that fails, the batch's one-op retries (each
+	// bounded by the busy timeout + a commit).
 	<-o.done
 	return o.ok, o.err
 }
@@ -248,10 +249,12 @@ func (db *DB) runTx(ops []*op) (err error) {
 	// The write lock is ours: take the ops whose callers still wait. An op
 	// whose caller gave up is not run: the request was dropped, and using up
 	// its code now would only turn the NAS's retry into a replay.
+	ran := 0
 	for _, o := range ops {
 		if !o.state.CompareAndSwap(opQueued, opTaken) && o.state.Load() != opTaken {
 			continue
 		}
+		ran++
 		if o.ok, err = db.exec(ctx, tx, o); err != nil {
 			return err
 		}
@@ -260,7 +263,7 @@ func (db *DB) runTx(ops []*op) (err error) {
 		return fmt.Errorf("store: commit write: %w", err)
 	}
 	db.txs.Add(1)
-	db.nops.Add(uint64(len(ops)))
+	db.nops.Add(uint64(ran)) // abandoned ops were not run
 	return nil
 }
 
