@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -21,14 +22,17 @@ type AuditEntry struct {
 	Duration       time.Duration // time to decide
 }
 
-// Audit records are written by their own goroutine in batches (one
-// transaction per batch), so the hot path only hands an entry over a bounded
-// channel and never waits for the disk. If the channel is full (the disk
-// cannot keep up), the entry is counted in AuditDropped instead of slowing
-// logins down; the decision log line still has it.
+// Audit records ride in the group-commit writer's transactions (writer.go):
+// each batch of replay-state writes also inserts the entries queued so far,
+// so decisions share the batch's one fsync and never hold the write
+// connection in a transaction of their own. When no logins come, the writer
+// flushes them every auditInterval. The hot path only hands an entry over a
+// bounded channel and never waits for the disk. If the channel is full (the
+// disk cannot keep up), the entry is counted in AuditDropped instead of
+// slowing logins down; the decision log line still has it.
 const (
 	auditQueue    = 1 << 14
-	auditBatch    = 1024
+	auditBatch    = 1024 // entries per transaction at most
 	auditInterval = 100 * time.Millisecond
 	pruneChunk    = 10000
 	maxAuditField = 256 // bytes kept of user, client, station (NAS-supplied text)
@@ -40,13 +44,11 @@ type auditLog struct {
 	ch      chan AuditEntry
 	dropped atomic.Uint64
 	written atomic.Uint64
-	done    chan struct{}
 }
 
-// startAudit starts the audit writer; Close stops it after flushing.
+// startAudit makes the audit queue, which the writer goroutine drains.
 func (db *DB) startAudit() {
-	db.audit = &auditLog{ch: make(chan AuditEntry, auditQueue), done: make(chan struct{})}
-	go db.auditRun()
+	db.audit = &auditLog{ch: make(chan AuditEntry, auditQueue)}
 }
 
 // Audit queues e for writing. It never blocks. After Close it drops e.
@@ -66,52 +68,37 @@ func (db *DB) Audit(e AuditEntry) {
 }
 
 // stopAudit flushes the queued entries and stops the writer.
-func (db *DB) stopAudit() {
+// closeAudit makes Audit drop from now on and closes the channel, so that
+// the writer can drain what is left.
+func (db *DB) closeAudit() {
 	a := db.audit
 	a.mu.Lock()
-	a.closed = true
-	close(a.ch)
-	a.mu.Unlock()
-	<-a.done
+	defer a.mu.Unlock()
+	if !a.closed {
+		a.closed = true
+		close(a.ch)
+	}
 }
 
-// AuditStats reports entries written and entries dropped because the queue
-// was full.
 func (db *DB) AuditStats() (written, dropped uint64) {
 	return db.audit.written.Load(), db.audit.dropped.Load()
 }
 
-func (db *DB) auditRun() {
-	defer close(db.audit.done)
-	batch := make([]AuditEntry, 0, auditBatch)
-	tick := time.NewTicker(auditInterval)
-	defer tick.Stop()
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		if err := db.writeAudit(batch); err != nil {
-			db.audit.dropped.Add(uint64(len(batch)))
-		} else {
-			db.audit.written.Add(uint64(len(batch)))
-		}
-		batch = batch[:0]
-	}
-	for {
+// takeAudit moves up to auditBatch queued entries into buf without waiting.
+// It reports false when the channel is closed and empty.
+func (db *DB) takeAudit(buf []AuditEntry) ([]AuditEntry, bool) {
+	for len(buf) < auditBatch {
 		select {
 		case e, ok := <-db.audit.ch:
 			if !ok {
-				flush()
-				return
+				return buf, false
 			}
-			batch = append(batch, e)
-			if len(batch) == auditBatch {
-				flush()
-			}
-		case <-tick.C:
-			flush()
+			buf = append(buf, e)
+		default:
+			return buf, true
 		}
 	}
+	return buf, true
 }
 
 func clip(s string) string {
@@ -121,30 +108,29 @@ func clip(s string) string {
 	return s
 }
 
-func (db *DB) writeAudit(batch []AuditEntry) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+// insertAudit adds the entries to tx inside a savepoint: an entry that
+// cannot be written (which would fail the whole transaction) must not cost
+// the batch's logins their commit. It reports whether they were written.
+func insertAudit(ctx context.Context, tx *sql.Tx, entries []AuditEntry) bool {
+	if len(entries) == 0 {
+		return true
 	}
-	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `INSERT INTO audit (time, user, client, calling_station, source, result, reason, duration_us)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT audit`); err != nil {
+		return false
 	}
-	defer st.Close()
-	for _, e := range batch {
-		if _, err := st.ExecContext(ctx, e.Time.UnixMilli(), clip(e.User), clip(e.Client), clip(e.CallingStation),
+	for _, e := range entries {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit (time, user, client, calling_station, source, result, reason, duration_us)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.Time.UnixMilli(), clip(e.User), clip(e.Client), clip(e.CallingStation),
 			clip(e.Source), e.Result, e.Reason, e.Duration.Microseconds()); err != nil {
-			return err
+			tx.ExecContext(ctx, `ROLLBACK TO audit`)
+			tx.ExecContext(ctx, `RELEASE audit`)
+			return false
 		}
 	}
-	return tx.Commit()
+	_, err := tx.ExecContext(ctx, `RELEASE audit`)
+	return err == nil
 }
 
-// AuditQuery selects audit entries.
 type AuditQuery struct {
 	User  string    // "" = everyone
 	Since time.Time // zero = all

@@ -161,8 +161,8 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		}
 		time.Sleep(time.Duration(10+mrand.IntN(40)) * time.Millisecond)
 	}
-	go db.run()
 	db.startAudit()
+	go db.run()
 	return db, nil
 }
 
@@ -264,8 +264,7 @@ func unwrapPath(err error) error {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		close(db.quit)
-		<-db.done
-		db.stopAudit() // flushes what is queued
+		<-db.done // the writer has finished the queued ops and audit entries
 		err := errors.Join(db.r.Close(), db.w.Close())
 		if err != nil {
 			db.closeErr = fmt.Errorf("store: close %s: %w", db.path, err)

@@ -161,30 +161,46 @@ func (db *DB) do(ctx context.Context, o *op) (bool, error) {
 	return o.ok, o.err
 }
 
-// run is the writer goroutine: it commits the queued ops in batches until
-// Close, and then the ops still queued.
+// run is the writer goroutine: it commits the queued ops in batches, each
+// with the audit entries queued so far, until Close; then the ops still
+// queued, then the rest of the audit entries.
 func (db *DB) run() {
 	defer close(db.done)
 	batch := make([]*op, 0, maxBatch)
+	audit := make([]AuditEntry, 0, auditBatch)
+	tick := time.NewTicker(auditInterval) // flushes audit entries when no op comes
+	defer tick.Stop()
 	for {
 		select {
 		case o := <-db.ops:
 			batch = append(batch, o)
+		case <-tick.C:
 		case <-db.quit:
 			for {
 				batch = db.fill(batch)
 				if len(batch) == 0 {
-					return
+					break
 				}
-				db.commit(batch)
+				audit, _ = db.takeAudit(audit)
+				db.commit(batch, audit)
 				clear(batch)
-				batch = batch[:0]
+				batch, audit = batch[:0], audit[:0]
 			}
+			// No op can come any more: stop the audit queue and write
+			// what it holds.
+			db.closeAudit()
+			for more := true; more; {
+				audit, more = db.takeAudit(audit)
+				db.commit(nil, audit)
+				audit = audit[:0]
+			}
+			return
 		}
 		batch = db.fill(batch)
-		db.commit(batch)
+		audit, _ = db.takeAudit(audit)
+		db.commit(batch, audit)
 		clear(batch) // drop the references to finished ops
-		batch = batch[:0]
+		batch, audit = batch[:0], audit[:0]
 	}
 }
 
@@ -201,20 +217,34 @@ func (db *DB) fill(batch []*op) []*op {
 	return batch
 }
 
-// commit runs the batch in one transaction, or, if that fails, each op in
-// its own transaction; then it answers every caller.
-func (db *DB) commit(batch []*op) {
+// commit runs the batch and the audit entries in one transaction, or, if
+// that fails, each op in its own transaction and then the entries in one;
+// then it answers every caller.
+func (db *DB) commit(batch []*op, audit []AuditEntry) {
+	if len(batch) == 0 && len(audit) == 0 {
+		return
+	}
 	live := batch
-	if err := db.runTx(live); err != nil {
+	written, err := db.runTx(live, audit)
+	if err != nil {
 		if len(live) == 1 {
 			live[0].err = err
-		} else {
+		} else if len(live) > 1 {
 			db.fallbacks.Add(1)
 			for i, o := range live {
-				o.err = db.runTx(live[i : i+1])
+				_, o.err = db.runTx(live[i:i+1], nil)
 			}
 		}
+		if len(audit) > 0 {
+			written, _ = db.runTx(nil, audit) // not lost to an op's failure
+		}
 	}
+	if written {
+		db.audit.written.Add(uint64(len(audit)))
+	} else {
+		db.audit.dropped.Add(uint64(len(audit)))
+	}
+	clear(audit) // the strings are the callers'
 	for _, o := range live {
 		if o.state.Load() == opAbandoned && o.err == nil {
 			o.err = errAbandoned
@@ -227,9 +257,10 @@ func (db *DB) commit(batch []*op) {
 // took it; the caller never reads it.
 var errAbandoned = errors.New("store: abandoned by its caller")
 
-// runTx runs ops in one transaction and sets their results. On error nothing
-// was committed, and every op's result is false.
-func (db *DB) runTx(ops []*op) (err error) {
+// runTx runs ops and then inserts the audit entries in one transaction and
+// sets the ops' results. On error nothing was committed, and every op's
+// result is false. written reports whether the audit entries were committed.
+func (db *DB) runTx(ops []*op, audit []AuditEntry) (written bool, err error) {
 	defer func() {
 		if err != nil {
 			for _, o := range ops {
@@ -243,7 +274,7 @@ func (db *DB) runTx(ops []*op) (err error) {
 	ctx := context.Background()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: begin write: %w", err)
+		return false, fmt.Errorf("store: begin write: %w", err)
 	}
 	defer tx.Rollback()
 	// The write lock is ours: take the ops whose callers still wait. An op
@@ -256,15 +287,16 @@ func (db *DB) runTx(ops []*op) (err error) {
 		}
 		ran++
 		if o.ok, err = db.exec(ctx, tx, o); err != nil {
-			return err
+			return false, err
 		}
 	}
+	written = insertAudit(ctx, tx, audit)
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit write: %w", err)
+		return false, fmt.Errorf("store: commit write: %w", err)
 	}
 	db.txs.Add(1)
 	db.nops.Add(uint64(ran)) // abandoned ops were not run
-	return nil
+	return written, nil
 }
 
 // exec runs one op in tx. Each is a single conditional statement (plus, for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -261,7 +262,7 @@ func TestGroupCommit_Fallback(t *testing.T) {
 		o.done = make(chan struct{})
 	}
 	before := db.Stats()
-	db.commit(batch) // as the writer would, with these three queued
+	db.commit(batch, nil) // as the writer would, with these three queued
 	after := db.Stats()
 
 	for i, o := range batch {
@@ -282,6 +283,63 @@ func TestGroupCommit_Fallback(t *testing.T) {
 	got, _ := db.UserAuth(ctx, "alice")
 	if got.Tokens[0].LastStep != 10 || got.Tokens[1].LastStep != 10 {
 		t.Error("the good ops were not committed")
+	}
+}
+
+// TestGroupCommit_Audit: audit entries ride in the batch's transaction (no
+// fsync of their own), and a failing op in the batch does not lose them.
+func TestGroupCommit_Audit(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	u := mustCreateUser(t, db, "alice")
+	tok := mustAddToken(t, db, "alice")
+	entry := func(reason string) AuditEntry {
+		return AuditEntry{Time: time.UnixMilli(1_800_000_000_000), User: "alice", Client: "vpn", Result: "accept", Reason: reason}
+	}
+	run := func(batch []*op, audit []AuditEntry) {
+		for _, o := range batch {
+			o.ctx, o.done = ctx, make(chan struct{})
+		}
+		db.commit(batch, audit)
+		for _, o := range batch {
+			<-o.done
+		}
+	}
+
+	before := db.Stats()
+	w0, d0 := db.AuditStats()
+	good := &op{kind: opCommitSuccess, userID: u.ID, tokenID: tok.ID, step: 10}
+	run([]*op{good}, []AuditEntry{entry("a1"), entry("a2"), entry("a3")})
+	after := db.Stats()
+	w1, d1 := db.AuditStats()
+	if !good.ok || good.err != nil {
+		t.Fatalf("op: %v, %v; want committed", good.ok, good.err)
+	}
+	if after.Transactions != before.Transactions+1 || w1-w0 != 3 || d1 != d0 {
+		t.Errorf("one op and 3 entries: %d transactions, %d written, %d dropped; want 1, 3, 0",
+			after.Transactions-before.Transactions, w1-w0, d1-d0)
+	}
+
+	good = &op{kind: opCommitSuccess, userID: u.ID, tokenID: tok.ID, step: 11}
+	bad := &op{kind: opRecordFailure, userID: u.ID + 1000, max: 3} // no such user
+	run([]*op{good, bad}, []AuditEntry{entry("b1"), entry("b2")})
+	w2, d2 := db.AuditStats()
+	if !good.ok || good.err != nil || !errors.Is(bad.err, ErrNotFound) {
+		t.Fatalf("good op %v, %v; bad op %v", good.ok, good.err, bad.err)
+	}
+	if w2-w1 != 2 || d2 != d1 {
+		t.Errorf("a failing op in the batch: %d entries written, %d dropped; want 2, 0", w2-w1, d2-d1)
+	}
+	got, err := db.QueryAudit(ctx, AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, e := range got {
+		reasons = append(reasons, e.Reason)
+	}
+	if strings.Join(reasons, ",") != "a1,a2,a3,b1,b2" {
+		t.Errorf("audit rows %v; want a1,a2,a3,b1,b2", reasons)
 	}
 }
 
