@@ -302,9 +302,18 @@ func requestMA(req, secret []byte) (present, valid bool) {
 // receiving Serve's result.
 func udpServer(t *testing.T, s *Server) (*net.UDPAddr, <-chan error) {
 	t.Helper()
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return udpServerWith(t, s, nil)
+}
+
+// udpServerWith is udpServer with setup called on the socket before Serve.
+func udpServerWith(t *testing.T, s *Server, setup func(*net.UDPConn)) (*net.UDPAddr, <-chan error) {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(conn)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(conn) }()

@@ -54,8 +54,10 @@ type Server struct {
 	// Workers is the number of goroutines calling the Verifier. They block on
 	// storage and password hashing, which bound CPU use themselves. 0: 64.
 	Workers int
-	// QueueSize is how many requests may wait for a worker; more are
-	// dropped. 0: 256.
+	// QueueSize is how many requests may wait for a worker. When it is
+	// full the server stops reading: more wait in the socket's receive
+	// buffer, and what overflows that the kernel drops (counted as
+	// overload on Linux). 0: 256.
 	QueueSize int
 	// ReplyCacheTTL is how long a request is remembered after it arrived,
 	// to answer its retransmissions. It should exceed the time a NAS keeps
@@ -271,6 +273,11 @@ func (s *Server) closingNow() bool {
 func (s *Server) readLoop(conn net.PacketConn) error {
 	buf := make([]byte, readBufferSize)
 	udp, _ := conn.(*net.UDPConn)
+	var oob []byte
+	var kernelDrops uint32 // the socket's drop counter as last seen
+	if udp != nil && enableDropCount(udp) {
+		oob = make([]byte, 64)
+	}
 	for {
 		var (
 			n    int
@@ -279,7 +286,14 @@ func (s *Server) readLoop(conn net.PacketConn) error {
 			err  error
 		)
 		if udp != nil {
-			n, ap, err = udp.ReadFromUDPAddrPort(buf)
+			var oobn int
+			n, oobn, _, ap, err = udp.ReadMsgUDPAddrPort(buf, oob)
+			if oobn > 0 {
+				if c, ok := dropCount(oob[:oobn]); ok && c != kernelDrops {
+					s.kernelDropped(c - kernelDrops)
+					kernelDrops = c
+				}
+			}
 		} else {
 			n, addr, err = conn.ReadFrom(buf)
 			ap = addrPortOf(addr)
@@ -340,12 +354,30 @@ func (s *Server) receive(b []byte, d dest) {
 		s.serveRequest(req) // cheap: no Verifier call
 	default:
 		req.dst = d
+		// A full queue holds the read loop back instead of dropping: the
+		// datagrams that arrive meanwhile wait in the socket's receive
+		// buffer, and those that overflow it the kernel drops without
+		// costing a cycle here (counted by kernelDropped). Reading and
+		// checking datagrams only to drop them took the CPU the workers
+		// needed: under 10x overload goodput was 25 % lower.
 		select {
 		case s.queue <- req:
-		default:
+		case <-s.forced:
 			s.cache.forget(req.entry)
-			s.drop(DropOverload, req.src, req.client, "request queue full")
+			s.drop(DropOverload, req.src, req.client, "shutting down")
 		}
+	}
+}
+
+// kernelDropped counts n datagrams that the kernel dropped because the
+// socket's receive buffer was full: the workers and the queue were busy.
+func (s *Server) kernelDropped(n uint32) {
+	for range n {
+		s.obs.Dropped(DropOverload)
+	}
+	if ok, suppressed := s.allowLog(slog.LevelWarn, "kernel_drop"); ok {
+		s.log.Warn("radius: requests dropped", "reason", DropOverload, "count", n,
+			"detail", "the socket's receive buffer overflowed while all workers were busy", "suppressed", suppressed)
 	}
 }
 

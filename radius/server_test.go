@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,47 +235,75 @@ func TestVerifierTimeout(t *testing.T) {
 	}
 }
 
+// TestQueueFull: with the worker and the queue taken, the read loop stops
+// reading; the flood waits in the socket's receive buffer, and what the
+// kernel drops from it is counted as overload. No request goes unaccounted:
+// each is answered or counted as dropped, and nothing grows.
 func TestQueueFull(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the kernel's drop counter (SO_RXQ_OVFL) is Linux only")
+	}
 	v := newBlockingVerifier()
+	go func() { // entered is buffered; the flood must not block on it
+		for range v.entered {
+		}
+	}()
 	s, rec := newTestServer(t, v)
 	s.Workers, s.QueueSize = 1, 1
-	addr, _ := udpServer(t, s)
+	addr, _ := udpServerWith(t, s, func(c *net.UDPConn) {
+		if err := c.SetReadBuffer(1); err != nil { // the kernel's minimum: a few datagrams
+			t.Fatal(err)
+		}
+	})
 	c := newUDPClient(t, addr)
-
-	first := accessRequest(t, localSecret, 1, "alice", "pw")
-	c.send(first)
-	v.waitEntered(t) // the only worker is busy
-	second := accessRequest(t, localSecret, 2, "alice", "pw")
-	c.send(second) // fills the queue
-	time.Sleep(20 * time.Millisecond)
 
 	before := runtime.NumGoroutine()
 	const flood = 200
 	for i := range flood {
-		c.send(accessRequest(t, localSecret, byte(3+i), "alice", "pw"))
+		c.send(accessRequest(t, localSecret, byte(1+i), "alice", "pw"))
 	}
-	eventually(t, "overload drops", func() bool { return rec.count(DropOverload) == flood })
+	eventually(t, "the only worker busy", func() bool { return v.calls.Load() == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := v.calls.Load(); n != 1 {
+		t.Fatalf("%d Verify calls with one blocked worker", n)
+	}
 	if after := runtime.NumGoroutine(); after > before+2 {
 		t.Fatalf("goroutines grew from %d to %d under overload", before, after)
 	}
 
-	// The overload drop forgot the request: a retransmission is tried again.
-	third := accessRequest(t, localSecret, 3, "alice", "pw")
 	close(v.release)
-	got := map[byte]bool{}
-	for len(got) < 2 {
-		reply := c.recv(5 * time.Second)
+	answered := map[byte]bool{}
+	for {
+		reply := c.recv(300 * time.Millisecond)
 		if reply == nil {
-			t.Fatalf("replies for %v only", got)
+			break
 		}
-		got[reply[1]] = true
+		answered[reply[1]] = true
 	}
-	if !got[1] || !got[2] {
-		t.Fatalf("replies for %v; want Identifiers 1 and 2", got)
+	// The kernel tells the drop count with the next datagram it delivers.
+	last := accessRequest(t, localSecret, 255, "alice", "pw")
+	c.send(last)
+	if reply := c.recv(5 * time.Second); reply == nil || reply[1] != 255 {
+		t.Fatalf("a request after the flood not answered: %v", reply)
 	}
-	c.send(third)
-	if reply := c.recv(5 * time.Second); reply == nil || reply[1] != 3 {
-		t.Fatalf("retransmission after an overload drop not answered: %v", reply)
+	dropped := rec.count(DropOverload)
+	t.Logf("%d answered, %d dropped by the kernel", len(answered), dropped)
+	if k := socketDrops(t, addr.Port); k != dropped {
+		t.Fatalf("the kernel dropped %d datagrams (/proc/net/udp), the metrics count %d", k, dropped)
+	}
+	if len(answered) == 0 || dropped == 0 || len(answered)+dropped != flood {
+		t.Fatalf("%d answered + %d counted as overload; want some of each, %d in all", len(answered), dropped, flood)
+	}
+
+	// A dropped request was never seen: its retransmission is decided.
+	for id := byte(1); id <= flood; id++ {
+		if !answered[id] {
+			c.send(accessRequest(t, localSecret, id, "alice", "pw"))
+			if reply := c.recv(5 * time.Second); reply == nil || reply[1] != id {
+				t.Fatalf("retransmission of a dropped request not answered: %v", reply)
+			}
+			break
+		}
 	}
 	if _, _, r := rec.snapshot(); r != 0 {
 		t.Fatal("answered from the cache")
@@ -578,4 +608,27 @@ func TestLoadGauges(t *testing.T) {
 	})
 	close(v.release)
 	eventually(t, "all answered", func() bool { f, q, _ := s.Load(); return f == 0 && q == 0 })
+}
+
+// socketDrops returns the kernel's drop counter of the UDP socket bound to
+// 127.0.0.1:port, from /proc/net/udp.
+func socketDrops(t *testing.T, port int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 13 && f[1] == local {
+			n, err := strconv.Atoi(f[len(f)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no socket on %s in /proc/net/udp", local)
+	return 0
 }

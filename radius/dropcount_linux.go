@@ -1,0 +1,55 @@
+//go:build linux
+
+package radius
+
+import (
+	"encoding/binary"
+	"net"
+	"syscall"
+)
+
+// enableDropCount asks the kernel to attach, to each datagram read from c,
+// the number of datagrams it has dropped so far because c's receive buffer
+// was full (SO_RXQ_OVFL). It reports whether that worked.
+func enableDropCount(c *net.UDPConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RXQ_OVFL, 1)
+	}); err != nil || serr != nil {
+		return false
+	}
+	return true
+}
+
+// dropCount finds the SO_RXQ_OVFL counter in the control messages oob of a
+// read, without allocating. The kernel sends it only once the socket has
+// dropped something.
+func dropCount(oob []byte) (uint32, bool) {
+	const hdr = syscall.SizeofCmsghdr // Len (word-sized), Level, Type (int32 each)
+	for len(oob) >= hdr {
+		var l int
+		if hdr == 16 {
+			l = int(binary.NativeEndian.Uint64(oob))
+		} else {
+			l = int(binary.NativeEndian.Uint32(oob))
+		}
+		if l < hdr || l > len(oob) {
+			return 0, false
+		}
+		level := int32(binary.NativeEndian.Uint32(oob[hdr-8:]))
+		typ := int32(binary.NativeEndian.Uint32(oob[hdr-4:]))
+		if level == syscall.SOL_SOCKET && typ == syscall.SO_RXQ_OVFL && l >= hdr+4 {
+			return binary.NativeEndian.Uint32(oob[hdr:]), true
+		}
+		next := (l + hdr/2 - 1) &^ (hdr/2 - 1) // aligned to the word size
+		if next >= len(oob) {
+			break
+		}
+		oob = oob[next:]
+	}
+	return 0, false
+}
