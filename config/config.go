@@ -84,7 +84,7 @@ type Config struct {
 // Radius configures the RADIUS listener.
 type Radius struct {
 	Listen         string   `toml:"listen"`           // UDP host:port; default "127.0.0.1:1812"
-	Workers        int      `toml:"workers"`          // requests handled at once; default 64, 1..4096
+	Workers        int      `toml:"workers"`          // requests handled at once; default 128, 1..4096
 	QueueSize      int      `toml:"queue_size"`       // requests waiting for a worker; default 256, 1..1048576
 	ReplyCacheTTL  Duration `toml:"reply_cache_ttl"`  // how long a request is remembered for retransmissions; default 30s, 5s..5m
 	ReplyCacheSize int      `toml:"reply_cache_size"` // requests remembered at most; default 262144, 1024..16777216
@@ -248,7 +248,7 @@ func Default() *Config {
 	return &Config{
 		Radius: Radius{
 			Listen:         "127.0.0.1:1812",
-			Workers:        64,
+			Workers:        128,
 			QueueSize:      256,
 			ReplyCacheTTL:  Duration{30 * time.Second},
 			ReplyCacheSize: 262144,

@@ -99,7 +99,7 @@ func TestDefaults(t *testing.T) {
 			got, want any
 		}{
 			{"radius.listen", c.Radius.Listen, "127.0.0.1:1812"},
-			{"radius.workers", c.Radius.Workers, 64},
+			{"radius.workers", c.Radius.Workers, 128},
 			{"radius.queue_size", c.Radius.QueueSize, 256},
 			{"radius.reply_cache_ttl", c.Radius.ReplyCacheTTL.Duration, 30 * time.Second},
 			{"radius.reply_cache_size", c.Radius.ReplyCacheSize, 262144},

@@ -27,7 +27,7 @@ var ErrServerClosed = errors.New("radius: server closed")
 
 // Defaults for the Server fields left zero.
 const (
-	DefaultWorkers        = 64
+	DefaultWorkers        = 128
 	DefaultQueueSize      = 256
 	DefaultReplyCacheTTL  = 30 * time.Second
 	DefaultReplyCacheSize = 262144
@@ -52,7 +52,7 @@ type Server struct {
 	// about dropped packets. nil: slog.Default().
 	Logger *slog.Logger
 	// Workers is the number of goroutines calling the Verifier. They block on
-	// storage and password hashing, which bound CPU use themselves. 0: 64.
+	// storage and password hashing, which bound CPU use themselves. 0: 128.
 	Workers int
 	// QueueSize is how many requests may wait for a worker. When it is
 	// full the server stops reading: more wait in the socket's receive
