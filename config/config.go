@@ -87,7 +87,7 @@ type Radius struct {
 	Workers        int      `toml:"workers"`          // requests handled at once; default 128, 1..4096
 	QueueSize      int      `toml:"queue_size"`       // requests waiting for a worker; default 256, 1..1048576
 	ReplyCacheTTL  Duration `toml:"reply_cache_ttl"`  // how long a request is remembered for retransmissions; default 30s, 5s..5m
-	ReplyCacheSize int      `toml:"reply_cache_size"` // requests remembered at most; default 262144, 1024..16777216
+	ReplyCacheSize int      `toml:"reply_cache_size"` // requests remembered at most; default 1048576, 1024..16777216
 }
 
 // Database says where the data and the key sealing the TOTP secrets live.
@@ -251,7 +251,7 @@ func Default() *Config {
 			Workers:        128,
 			QueueSize:      256,
 			ReplyCacheTTL:  Duration{30 * time.Second},
-			ReplyCacheSize: 262144,
+			ReplyCacheSize: 1 << 20,
 		},
 		Database: Database{
 			Path:    "radotp.db",

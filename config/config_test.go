@@ -102,7 +102,7 @@ func TestDefaults(t *testing.T) {
 			{"radius.workers", c.Radius.Workers, 128},
 			{"radius.queue_size", c.Radius.QueueSize, 256},
 			{"radius.reply_cache_ttl", c.Radius.ReplyCacheTTL.Duration, 30 * time.Second},
-			{"radius.reply_cache_size", c.Radius.ReplyCacheSize, 262144},
+			{"radius.reply_cache_size", c.Radius.ReplyCacheSize, 1 << 20},
 			{"database.path", c.Database.Path, "radotp.db"},
 			{"database.key_file", c.Database.KeyFile, "radotp.key"},
 			{"totp.issuer", c.TOTP.Issuer, "radotp"},

@@ -1,15 +1,17 @@
 package radius
 
 import (
+	"bytes"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 )
 
 func key(i int) cacheKey {
-	k := cacheKey{src: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(i>>8)), id: byte(i)}
-	k.auth[0] = byte(i >> 16)
-	return k
+	var auth [16]byte
+	auth[0] = byte(i >> 16)
+	return newCacheKey(netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(i>>8)), byte(i), auth)
 }
 
 func TestReplyCache(t *testing.T) {
@@ -62,12 +64,12 @@ func TestReplyCache(t *testing.T) {
 	c.finish(e1, []byte("late"))
 }
 
-// TestReplyCacheOrder checks the list stays consistent under random
-// forgets and expiry.
+// TestReplyCacheOrder checks the ring stays consistent under random
+// forgets, expiry and rebuilds.
 func TestReplyCacheOrder(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	c := newReplyCache(100*time.Millisecond, 1000)
-	var live []*cacheEntry
+	var live []cacheEntry
 	for i := range 5000 {
 		now := t0.Add(time.Duration(i) * time.Millisecond)
 		e, _, st := c.begin(key(i), now)
@@ -81,20 +83,119 @@ func TestReplyCacheOrder(t *testing.T) {
 		if n := c.len(now); n > 100 {
 			t.Fatalf("%d entries live with a 100 ms TTL and one per ms", n)
 		}
+		checkRing(t, c)
 	}
+}
+
+// checkRing checks that the ring's live slots are in expiry order and are
+// exactly the map's entries.
+func checkRing(t *testing.T, c *replyCache) {
+	t.Helper()
 	n := 0
-	for e := c.head; e != nil; e = e.next {
-		if e.next != nil && e.next.prev != e {
-			t.Fatal("broken back link")
+	var last int64
+	for k := range c.count {
+		i := (c.head + k) % len(c.ring)
+		s := c.ring[i]
+		if s.seq == 0 {
+			continue
 		}
-		if e.next != nil && e.next.expires.Before(e.expires) {
-			t.Fatal("list not in expiry order")
+		if s.expires < last {
+			t.Fatal("ring not in expiry order")
+		}
+		last = s.expires
+		if j, ok := c.m[s.key]; !ok || int(j) != i {
+			t.Fatalf("slot %d not in the map (%d, %v)", i, j, ok)
 		}
 		n++
 	}
 	if m := len(c.m); n != m {
-		t.Fatalf("list has %d entries, map %d", n, m)
+		t.Fatalf("ring has %d live slots, map %d", n, m)
 	}
+}
+
+// Forgotten entries leave holes in the ring; they must not make a cache
+// with room report itself full.
+func TestReplyCacheHoles(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	c := newReplyCache(time.Hour, 100)
+	for i := range 10000 {
+		e, _, st := c.begin(key(i), t0)
+		if st != cacheNew {
+			t.Fatalf("begin %d with %d live of 100: %v", i, c.len(t0), st)
+		}
+		if i%10 != 0 {
+			c.forget(e) // a dropped request
+		}
+		if i < 980 {
+			checkRing(t, c)
+		}
+		if i == 980 { // 99 kept (0, 10, ... 980): one more fits, then it is full
+			if _, _, st := c.begin(key(-1), t0); st != cacheNew {
+				t.Fatalf("the 100th entry: %v", st)
+			}
+			if _, _, st := c.begin(key(-2), t0); st != cacheFull {
+				t.Fatalf("the 101st entry: %v; want full", st)
+			}
+			return
+		}
+	}
+}
+
+// Long replies are kept apart from the slot; both kinds come back whole, as
+// copies.
+func TestReplyCacheLongReply(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	c := newReplyCache(time.Minute, 10)
+	short, long := bytes.Repeat([]byte{1}, inlineReply), bytes.Repeat([]byte{2}, 3000)
+	e1, _, _ := c.begin(key(1), t0)
+	e2, _, _ := c.begin(key(2), t0)
+	c.finish(e1, short)
+	c.finish(e2, long)
+	_, r1, st1 := c.begin(key(1), t0)
+	_, r2, st2 := c.begin(key(2), t0)
+	if st1 != cacheAnswered || st2 != cacheAnswered || !bytes.Equal(r1, short) || !bytes.Equal(r2, long) {
+		t.Fatalf("replies %v %d bytes, %v %d bytes", st1, len(r1), st2, len(r2))
+	}
+	r2[0] = 9 // a copy: the cached reply stays as it was
+	if _, again, _ := c.begin(key(2), t0); !bytes.Equal(again, long) {
+		t.Fatal("the cached reply changed through a returned slice")
+	}
+	if c.bytes != inlineReply+3000 {
+		t.Fatalf("%d bytes counted", c.bytes)
+	}
+	c.forget(e2)
+	if c.bytes != inlineReply || len(c.big) != 0 {
+		t.Fatalf("after forget: %d bytes, %d long replies", c.bytes, len(c.big))
+	}
+}
+
+// The cache's keys and slots must stay free of pointers, or the garbage
+// collector traces every live entry (hundreds of thousands) on each cycle.
+func TestReplyCacheNoPointers(t *testing.T) {
+	for _, v := range []any{cacheKey{}, cacheSlot{}} {
+		if p := pointerPath(reflect.TypeOf(v)); p != "" {
+			t.Errorf("%T holds a pointer: %s", v, p)
+		}
+	}
+}
+
+func pointerPath(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Array:
+		return pointerPath(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if p := pointerPath(t.Field(i).Type); p != "" {
+				return t.Field(i).Name + "." + p
+			}
+		}
+		return ""
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return ""
+	}
+	return t.String()
 }
 
 // Replies are bounded in bytes as well as in number: big replies (echoed

@@ -30,7 +30,7 @@ const (
 	DefaultWorkers        = 128
 	DefaultQueueSize      = 256
 	DefaultReplyCacheTTL  = 30 * time.Second
-	DefaultReplyCacheSize = 262144
+	DefaultReplyCacheSize = 1 << 20
 	DefaultRequestTimeout = 5 * time.Second
 )
 
@@ -64,7 +64,7 @@ type Server struct {
 	// retransmitting. 0: 30 s.
 	ReplyCacheTTL time.Duration
 	// ReplyCacheSize bounds the requests remembered; when it is reached, new
-	// requests are dropped until entries expire. 0: 262144.
+	// requests are dropped until entries expire. 0: 1048576.
 	ReplyCacheSize int
 	// RequestTimeout is the deadline of the context given to Verify. 0: 5 s.
 	RequestTimeout time.Duration
@@ -102,7 +102,7 @@ type request struct {
 	client *Client
 	pkt    []byte         // the packet, cut to its Length, owned by the request
 	src    netip.AddrPort // the source, IPv4-mapped addresses unmapped
-	entry  *cacheEntry
+	entry  cacheEntry
 	start  time.Time
 	hasPwd bool
 	dst    dest // where to send the reply (the read loop fills it in)
@@ -478,7 +478,7 @@ func (s *Server) admit(b []byte, src netip.AddrPort) (req *request, resend []byt
 	case c.maOff != 0 && !validMessageAuthenticator(cl.Secret, pkt, c.maOff):
 		return nil, nil, s.drop(DropBadMessageAuthenticator, src, cl, "wrong Message-Authenticator (is the secret the same on both sides?)")
 	}
-	key := cacheKey{src: src, id: pkt[1], auth: [16]byte(pkt[4:headerLen])}
+	key := newCacheKey(src, pkt[1], [16]byte(pkt[4:headerLen]))
 	e, reply, state := s.cache.begin(key, start)
 	switch state {
 	case cacheAnswered:
