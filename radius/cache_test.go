@@ -103,7 +103,7 @@ func checkRing(t *testing.T, c *replyCache) {
 			t.Fatal("ring not in expiry order")
 		}
 		last = s.expires
-		if j, ok := c.m[s.key]; !ok || int(j) != i {
+		if j, ok := c.m[c.hash(s.key)]; !ok || int(j) != i {
 			t.Fatalf("slot %d not in the map (%d, %v)", i, j, ok)
 		}
 		n++
@@ -166,6 +166,22 @@ func TestReplyCacheLongReply(t *testing.T) {
 	c.forget(e2)
 	if c.bytes != inlineReply || len(c.big) != 0 {
 		t.Fatalf("after forget: %d bytes, %d long replies", c.bytes, len(c.big))
+	}
+}
+
+// The map is keyed by a hash; the slot's whole key decides. A request whose
+// hash matches another live request's is never answered with its reply.
+func TestReplyCacheHashCollision(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	c := newReplyCache(time.Minute, 10)
+	e1, _, _ := c.begin(key(1), t0)
+	c.finish(e1, []byte("reply-1"))
+	c.m[c.hash(key(2))] = c.m[c.hash(key(1))] // as if key 2 hashed like key 1
+	if _, r, st := c.begin(key(2), t0); st != cacheFull || r != nil {
+		t.Fatalf("a colliding key got %v %q; want dropped", st, r)
+	}
+	if _, r, st := c.begin(key(1), t0); st != cacheAnswered || string(r) != "reply-1" {
+		t.Fatalf("key 1 after the collision: %v %q", st, r)
 	}
 }
 
