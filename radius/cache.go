@@ -9,7 +9,7 @@ import (
 
 // cacheKey identifies a request the way RFC 5080 section 2.2.2 asks: a
 // retransmission has the same source, Identifier and Request Authenticator.
-// It holds no pointers (netip.Addr does), so the cache's map is invisible to
+// It holds no pointers (netip.Addr does), so that the cache is invisible to
 // the garbage collector.
 type cacheKey struct {
 	addr [16]byte // source address, IPv4 as ::ffff:a.b.c.d
@@ -35,17 +35,25 @@ type cacheEntry struct {
 const inlineReply = 40
 
 // cacheSlot is one request: in flight while n is 0, then answered. It holds
-// no pointers either: hundreds of thousands of them are live at a high
-// request rate, and the collector would otherwise trace them all on every
-// cycle (a cycle runs every few password checks, each of which allocates
-// argon2id's 19 MiB).
+// no pointers either (the list links are slot numbers): hundreds of
+// thousands are live at a high request rate, and the collector would
+// otherwise trace them all on every cycle, which runs every few password
+// checks (each allocates argon2id's 19 MiB).
 type cacheSlot struct {
-	key     cacheKey
-	seq     uint64 // 0: forgotten (a hole until it reaches the head)
-	expires int64  // unix nanoseconds
-	n       uint16 // reply length; 0 while in flight
-	inline  [inlineReply]byte
+	key        cacheKey
+	seq        uint64
+	expires    int64 // unix nanoseconds
+	prev, next int32 // arrival-order list, or next free slot; -1: none
+	n          uint16
+	inline     [inlineReply]byte
 }
+
+// Slots live in chunks that are never moved, so that the cache never stops
+// to copy itself as it grows.
+const (
+	chunkBits = 12
+	chunkSize = 1 << chunkBits
+)
 
 // cacheState is what replyCache.begin found.
 type cacheState int
@@ -58,24 +66,24 @@ const (
 )
 
 // replyCache remembers requests for ttl after they arrived. All entries have
-// the same ttl and are added in arrival order, so the oldest is always the
-// next to expire: the slots form a ring in arrival order, and expiry pops
-// from its head, which makes every operation O(1) (amortized: a full ring is
-// rebuilt with twice the live entries' room).
+// the same ttl and are added in arrival order, so the oldest entry is always
+// the next to expire: entries sit in a list in arrival order, and expiry
+// pops from its head, which makes every operation O(1).
 type replyCache struct {
 	ttl      time.Duration
 	max      int // entries
 	maxBytes int // bytes of cached replies (a reply echoes Proxy-States: up to 4 KB)
 	bytes    int
 
-	mu    sync.Mutex
-	seed  maphash.Seed      // random: collisions cannot be aimed at
-	m     map[uint64]uint32 // live entries: hash of the key -> slot index
-	ring  []cacheSlot
-	head  int // oldest slot
-	count int // slots in use, holes included
-	seq   uint64
-	big   map[uint64][]byte // replies longer than inlineReply, by seq
+	mu         sync.Mutex
+	seed       maphash.Seed      // random: collisions cannot be aimed at
+	m          map[uint64]int32  // live entries: hash of the key -> slot
+	chunks     [][]cacheSlot     // slot i is chunks[i>>chunkBits][i&(chunkSize-1)]
+	slots      int32             // slots made so far
+	free       int32             // first free slot; -1: none
+	head, tail int32             // oldest and newest live entry; -1: none
+	seq        uint64            // of the last entry made
+	big        map[uint64][]byte // replies longer than inlineReply, by seq
 }
 
 // replyCacheBytes bounds the memory of cached replies, whatever their size:
@@ -84,12 +92,16 @@ const replyCacheBytes = 64 << 20
 
 func newReplyCache(ttl time.Duration, max int) *replyCache {
 	return &replyCache{ttl: ttl, max: max, maxBytes: replyCacheBytes, seed: maphash.MakeSeed(),
-		m: make(map[uint64]uint32), big: make(map[uint64][]byte)}
+		m: make(map[uint64]int32), big: make(map[uint64][]byte), free: -1, head: -1, tail: -1}
 }
 
 // hash keys the map with 8 bytes instead of the key's 36: half the cache's
 // memory. The slot keeps the whole key, which decides.
 func (c *replyCache) hash(k cacheKey) uint64 { return maphash.Comparable(c.seed, k) }
+
+func (c *replyCache) slot(i int32) *cacheSlot {
+	return &c.chunks[i>>chunkBits][i&(chunkSize-1)]
+}
 
 // begin looks k up at time now. For a new key it adds an in-flight entry and
 // returns it with cacheNew; for an answered key it returns the reply (a copy
@@ -101,7 +113,7 @@ func (c *replyCache) begin(k cacheKey, now time.Time) (cacheEntry, []byte, cache
 	c.expire(now)
 	h := c.hash(k)
 	if i, ok := c.m[h]; ok {
-		s := &c.ring[i]
+		s := c.slot(i)
 		if s.key != k {
 			// Another live request with the same 64-bit hash: with a
 			// million live entries, once in ~10^13 requests. Dropped as
@@ -117,40 +129,32 @@ func (c *replyCache) begin(k cacheKey, now time.Time) (cacheEntry, []byte, cache
 	if len(c.m) >= c.max || c.bytes >= c.maxBytes {
 		return cacheEntry{}, nil, cacheFull
 	}
-	if c.count == len(c.ring) && !c.grow() {
-		return cacheEntry{}, nil, cacheFull
-	}
-	i := (c.head + c.count) % len(c.ring)
-	c.count++
+	i := c.alloc()
 	c.seq++
-	c.ring[i] = cacheSlot{key: k, seq: c.seq, expires: now.Add(c.ttl).UnixNano()}
-	c.m[h] = uint32(i)
+	*c.slot(i) = cacheSlot{key: k, seq: c.seq, expires: now.Add(c.ttl).UnixNano(), prev: c.tail, next: -1}
+	if c.tail >= 0 {
+		c.slot(c.tail).next = i
+	} else {
+		c.head = i
+	}
+	c.tail = i
+	c.m[h] = i
 	return cacheEntry{key: k, seq: c.seq}, nil, cacheNew
 }
 
-// grow rebuilds the full ring with room for twice the live entries (at
-// least 64 slots; at most max plus an eighth for the holes that forgotten
-// entries leave), keeping arrival order from index 0 and dropping the holes.
-// c.mu is held.
-func (c *replyCache) grow() bool {
-	live := len(c.m)
-	n := min(max(64, 2*live), c.max+c.max/8+1)
-	if n <= live {
-		return false
+// alloc returns a free slot, making one (and a chunk) if needed. There are
+// never more slots than max. c.mu is held.
+func (c *replyCache) alloc() int32 {
+	if i := c.free; i >= 0 {
+		c.free = c.slot(i).next
+		return i
 	}
-	ring := make([]cacheSlot, n)
-	j := 0
-	for k := range c.count {
-		s := &c.ring[(c.head+k)%len(c.ring)]
-		if s.seq == 0 {
-			continue
-		}
-		ring[j] = *s
-		c.m[c.hash(s.key)] = uint32(j)
-		j++
+	i := c.slots
+	if int(i)>>chunkBits == len(c.chunks) {
+		c.chunks = append(c.chunks, make([]cacheSlot, chunkSize))
 	}
-	c.ring, c.head, c.count = ring, 0, j
-	return true
+	c.slots++
+	return i
 }
 
 // reply returns a copy of the answered slot's reply. c.mu is held.
@@ -161,13 +165,14 @@ func (c *replyCache) reply(s *cacheSlot) []byte {
 	return append([]byte(nil), c.big[s.seq]...)
 }
 
-// lookup returns e's slot, or nil if e expired or was forgotten. c.mu is held.
-func (c *replyCache) lookup(e cacheEntry) *cacheSlot {
+// lookup returns e's slot number, or -1 if e expired or was forgotten.
+// c.mu is held.
+func (c *replyCache) lookup(e cacheEntry) int32 {
 	i, ok := c.m[c.hash(e.key)]
-	if !ok || e.seq == 0 || c.ring[i].seq != e.seq {
-		return nil
+	if !ok || e.seq == 0 || c.slot(i).seq != e.seq {
+		return -1
 	}
-	return &c.ring[i]
+	return i
 }
 
 // finish stores the reply of e; retransmissions get it until e expires.
@@ -175,9 +180,13 @@ func (c *replyCache) lookup(e cacheEntry) *cacheSlot {
 func (c *replyCache) finish(e cacheEntry, reply []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := c.lookup(e)
-	if s == nil || s.n != 0 || len(reply) == 0 || len(reply) > 0xffff {
+	i := c.lookup(e)
+	if i < 0 || len(reply) == 0 || len(reply) > 0xffff {
 		return // expired meanwhile, or not cacheable
+	}
+	s := c.slot(i)
+	if s.n != 0 {
+		return
 	}
 	s.n = uint16(len(reply))
 	if len(reply) <= inlineReply {
@@ -192,38 +201,41 @@ func (c *replyCache) finish(e cacheEntry, reply []byte) {
 func (c *replyCache) forget(e cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s := c.lookup(e); s != nil {
-		c.remove(s)
+	if i := c.lookup(e); i >= 0 {
+		c.remove(i)
 	}
 }
 
-// remove takes a live slot out of the map and leaves a hole in the ring.
+// remove takes live slot i out of the map and the list and frees it.
 // c.mu is held.
-func (c *replyCache) remove(s *cacheSlot) {
+func (c *replyCache) remove(i int32) {
+	s := c.slot(i)
 	delete(c.m, c.hash(s.key))
 	if int(s.n) > inlineReply {
 		delete(c.big, s.seq)
 	}
 	c.bytes -= int(s.n)
-	s.seq, s.n = 0, 0
+	if s.prev >= 0 {
+		c.slot(s.prev).next = s.next
+	} else {
+		c.head = s.next
+	}
+	if s.next >= 0 {
+		c.slot(s.next).prev = s.prev
+	} else {
+		c.tail = s.prev
+	}
+	*s = cacheSlot{next: c.free, prev: -1}
+	c.free = i
 }
 
-// expire removes the entries whose time is up and the holes before them
-// (the oldest are at the head). c.mu is held.
+// expire removes the entries whose time is up (the oldest are at the head).
+// c.mu is held.
 func (c *replyCache) expire(now time.Time) {
 	t := now.UnixNano()
-	for c.count > 0 {
-		s := &c.ring[c.head]
-		if s.seq != 0 {
-			if t < s.expires {
-				return
-			}
-			c.remove(s)
-		}
-		c.head = (c.head + 1) % len(c.ring)
-		c.count--
+	for c.head >= 0 && t >= c.slot(c.head).expires {
+		c.remove(c.head)
 	}
-	c.head = 0
 }
 
 // len returns the live entries at now, dropping the expired ones first, so
@@ -232,8 +244,11 @@ func (c *replyCache) len(now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(now)
-	if c.count == 0 && len(c.ring) > 1024 {
-		c.ring = nil // give an idle server's memory back
+	if len(c.m) == 0 && len(c.chunks) > 1 {
+		// Idle after a busy spell: give the memory back (a Go map never
+		// shrinks; a new one starts small).
+		c.chunks, c.slots, c.free = nil, 0, -1
+		c.m, c.big = make(map[uint64]int32), make(map[uint64][]byte)
 	}
 	return len(c.m)
 }

@@ -64,8 +64,8 @@ func TestReplyCache(t *testing.T) {
 	c.finish(e1, []byte("late"))
 }
 
-// TestReplyCacheOrder checks the ring stays consistent under random
-// forgets, expiry and rebuilds.
+// TestReplyCacheOrder checks the list stays consistent under random
+// forgets and expiry.
 func TestReplyCacheOrder(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	c := newReplyCache(100*time.Millisecond, 1000)
@@ -83,62 +83,88 @@ func TestReplyCacheOrder(t *testing.T) {
 		if n := c.len(now); n > 100 {
 			t.Fatalf("%d entries live with a 100 ms TTL and one per ms", n)
 		}
-		checkRing(t, c)
+		checkList(t, c)
 	}
 }
 
-// checkRing checks that the ring's live slots are in expiry order and are
-// exactly the map's entries.
-func checkRing(t *testing.T, c *replyCache) {
+// checkList checks that the list is linked both ways, in expiry order, and
+// holds exactly the map's entries.
+func checkList(t *testing.T, c *replyCache) {
 	t.Helper()
 	n := 0
 	var last int64
-	for k := range c.count {
-		i := (c.head + k) % len(c.ring)
-		s := c.ring[i]
-		if s.seq == 0 {
-			continue
+	prev := int32(-1)
+	for i := c.head; i >= 0; i = c.slot(i).next {
+		s := c.slot(i)
+		if s.prev != prev {
+			t.Fatal("broken back link")
 		}
 		if s.expires < last {
-			t.Fatal("ring not in expiry order")
+			t.Fatal("list not in expiry order")
 		}
-		last = s.expires
-		if j, ok := c.m[c.hash(s.key)]; !ok || int(j) != i {
+		if j, ok := c.m[c.hash(s.key)]; !ok || j != i {
 			t.Fatalf("slot %d not in the map (%d, %v)", i, j, ok)
 		}
+		last, prev = s.expires, i
 		n++
 	}
+	if c.tail != prev {
+		t.Fatal("tail is not the last entry")
+	}
 	if m := len(c.m); n != m {
-		t.Fatalf("ring has %d live slots, map %d", n, m)
+		t.Fatalf("list has %d entries, map %d", n, m)
 	}
 }
 
-// Forgotten entries leave holes in the ring; they must not make a cache
-// with room report itself full.
-func TestReplyCacheHoles(t *testing.T) {
+// Forgotten entries give their slots back: the cache never makes more
+// slots than max, however many requests come and go.
+func TestReplyCacheReuse(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	c := newReplyCache(time.Hour, 100)
+	kept := 0
 	for i := range 10000 {
 		e, _, st := c.begin(key(i), t0)
-		if st != cacheNew {
-			t.Fatalf("begin %d with %d live of 100: %v", i, c.len(t0), st)
+		if kept == 100 {
+			if st != cacheFull {
+				t.Fatalf("begin with 100 of 100 live: %v", st)
+			}
+			break
 		}
-		if i%10 != 0 {
+		if st != cacheNew {
+			t.Fatalf("begin %d with %d live of 100: %v", i, kept, st)
+		}
+		if i%10 == 0 {
+			kept++
+		} else {
 			c.forget(e) // a dropped request
 		}
-		if i < 980 {
-			checkRing(t, c)
+		if c.slots > 100 {
+			t.Fatalf("%d slots made for at most 100 live entries", c.slots)
 		}
-		if i == 980 { // 99 kept (0, 10, ... 980): one more fits, then it is full
-			if _, _, st := c.begin(key(-1), t0); st != cacheNew {
-				t.Fatalf("the 100th entry: %v", st)
-			}
-			if _, _, st := c.begin(key(-2), t0); st != cacheFull {
-				t.Fatalf("the 101st entry: %v; want full", st)
-			}
-			return
-		}
+		checkList(t, c)
 	}
+	if kept != 100 {
+		t.Fatalf("%d kept", kept)
+	}
+}
+
+// After a busy spell, an idle cache gives its memory back.
+func TestReplyCacheIdle(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	c := newReplyCache(time.Minute, 100000)
+	for i := range 3 * chunkSize {
+		c.begin(key(i), t0)
+	}
+	if len(c.chunks) != 3 {
+		t.Fatalf("%d chunks for %d entries", len(c.chunks), 3*chunkSize)
+	}
+	if n := c.len(t0.Add(time.Hour)); n != 0 || c.chunks != nil || c.slots != 0 {
+		t.Fatalf("idle cache: %d live, %d chunks, %d slots", n, len(c.chunks), c.slots)
+	}
+	if _, _, st := c.begin(key(1), t0.Add(time.Hour)); st != cacheNew {
+		t.Fatalf("begin after the memory went back: %v", st)
+	}
+	checkList(t, c)
 }
 
 // Long replies are kept apart from the slot; both kinds come back whole, as
