@@ -310,6 +310,37 @@ func TestQueueFull(t *testing.T) {
 	}
 }
 
+// TestCacheExpiresInBackground: a serving server drops expired reply cache
+// entries without new requests, so that the first request after a quiet
+// spell does not pay for all of them.
+func TestCacheExpiresInBackground(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1_700_000_000, 0)
+	s, _ := newTestServer(t, &testVerifier{})
+	s.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s.init() // here, so that reading s.cache below is ordered after it
+	addr, _ := udpServer(t, s)
+	c := newUDPClient(t, addr)
+	for id := range byte(5) {
+		c.send(accessRequest(t, localSecret, id, "alice", alicePassword))
+		if c.recv(5*time.Second) == nil {
+			t.Fatal("no reply")
+		}
+	}
+	live := func() int {
+		s.cache.mu.Lock()
+		defer s.cache.mu.Unlock()
+		return len(s.cache.m)
+	}
+	if n := live(); n != 5 {
+		t.Fatalf("%d entries cached; want 5", n)
+	}
+	mu.Lock()
+	now = now.Add(DefaultReplyCacheTTL)
+	mu.Unlock()
+	eventually(t, "expired entries dropped without a request", func() bool { return live() == 0 })
+}
+
 func TestReplyCacheFullDropsNew(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s, rec := newTestServer(t, &testVerifier{})
