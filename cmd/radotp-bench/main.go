@@ -178,6 +178,7 @@ func cmdLoad(args []string, stdout, stderr io.Writer) error {
 	progress := fs.Duration("progress", time.Second, "progress line interval on stderr; 0 = none")
 	rcvbuf := fs.Int("rcvbuf", 4<<20, "receive buffer of each socket, bytes")
 	reuse := fs.Bool("reuse-unanswered", false, "send a user whose request got no answer again in the same time step (overload: too few users otherwise; a code the server did commit is then rightly rejected)")
+	settle := fs.Duration("settle", 0, "before sending, wait up to this long for the --pid server to be idle (under 5 % of a CPU over 300 ms), so that a short run does not pay for the one before it")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -218,6 +219,14 @@ func cmdLoad(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *settle > 0 {
+		if *pid <= 0 {
+			return usageError{"--settle needs --pid"}
+		}
+		if err := waitIdle(ctx, *pid, *settle); err != nil {
+			return err
+		}
+	}
 	res, err := runLoad(ctx, o)
 	if res != nil {
 		if *asJSON {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -35,6 +36,31 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
 	}
 	return time.Duration(u+s) * clockTick, nil
+}
+
+// waitIdle waits until process pid uses less than 5 % of a CPU over 300 ms,
+// or for at most max. It returns an error only if pid cannot be read.
+func waitIdle(ctx context.Context, pid int, max time.Duration) error {
+	const window = 300 * time.Millisecond
+	deadline := time.Now().Add(max)
+	for {
+		before, err := procCPU(pid)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-time.After(window):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		after, err := procCPU(pid)
+		if err != nil {
+			return err
+		}
+		if after-before < window/20 || time.Now().After(deadline) {
+			return nil
+		}
+	}
 }
 
 // procMem returns the resident set size and its peak (VmRSS, VmHWM) of pid.
