@@ -25,6 +25,9 @@ func enableDropCount(c *net.UDPConn) bool {
 	return true
 }
 
+// wordSize is the alignment of control messages (CMSG_ALIGN): a long.
+const wordSize = syscall.SizeofCmsghdr - 8
+
 // dropCount finds the SO_RXQ_OVFL counter in the control messages oob of a
 // read, without allocating. The kernel sends it only once the socket has
 // dropped something.
@@ -45,7 +48,7 @@ func dropCount(oob []byte) (uint32, bool) {
 		if level == syscall.SOL_SOCKET && typ == syscall.SO_RXQ_OVFL && l >= hdr+4 {
 			return binary.NativeEndian.Uint32(oob[hdr:]), true
 		}
-		next := (l + hdr/2 - 1) &^ (hdr/2 - 1) // aligned to the word size
+		next := (l + wordSize - 1) &^ (wordSize - 1) // CMSG_ALIGN
 		if next >= len(oob) {
 			break
 		}
