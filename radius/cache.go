@@ -42,7 +42,7 @@ const inlineReply = 40
 type cacheSlot struct {
 	key        cacheKey
 	seq        uint64
-	expires    int64 // unix nanoseconds
+	expires    int64 // nanoseconds since replyCache.base
 	prev, next int32 // arrival-order list, or next free slot; -1: none
 	n          uint16
 	inline     [inlineReply]byte
@@ -84,6 +84,7 @@ type replyCache struct {
 	head, tail int32             // oldest and newest live entry; -1: none
 	seq        uint64            // of the last entry made
 	big        map[uint64][]byte // replies longer than inlineReply, by seq
+	base       time.Time         // the first now seen: expiry is measured from it
 }
 
 // replyCacheBytes bounds the memory of cached replies, whatever their size:
@@ -110,6 +111,9 @@ func (c *replyCache) slot(i int32) *cacheSlot {
 func (c *replyCache) begin(k cacheKey, now time.Time) (cacheEntry, []byte, cacheState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.base.IsZero() {
+		c.base = now
+	}
 	c.expire(now)
 	h := c.hash(k)
 	if i, ok := c.m[h]; ok {
@@ -131,7 +135,7 @@ func (c *replyCache) begin(k cacheKey, now time.Time) (cacheEntry, []byte, cache
 	}
 	i := c.alloc()
 	c.seq++
-	*c.slot(i) = cacheSlot{key: k, seq: c.seq, expires: now.Add(c.ttl).UnixNano(), prev: c.tail, next: -1}
+	*c.slot(i) = cacheSlot{key: k, seq: c.seq, expires: c.since(now) + int64(c.ttl), prev: c.tail, next: -1}
 	if c.tail >= 0 {
 		c.slot(c.tail).next = i
 	} else {
@@ -229,10 +233,19 @@ func (c *replyCache) remove(i int32) {
 	c.free = i
 }
 
+// since returns the nanoseconds from c.base to now. With time.Now (which
+// carries a monotonic reading) a step of the wall clock changes nothing: a
+// step back would otherwise keep every entry for as long as the step, and
+// fill the cache; a step forward would expire them all at once.
+func (c *replyCache) since(now time.Time) int64 { return int64(now.Sub(c.base)) }
+
 // expire removes the entries whose time is up (the oldest are at the head).
 // c.mu is held.
 func (c *replyCache) expire(now time.Time) {
-	t := now.UnixNano()
+	if c.head < 0 {
+		return
+	}
+	t := c.since(now)
 	for c.head >= 0 && t >= c.slot(c.head).expires {
 		c.remove(c.head)
 	}
