@@ -220,8 +220,13 @@ const userQuery = `SELECT u.id, u.name, u.email, u.password_hash, u.policy, u.fa
 	ORDER BY t.id`
 
 func (db *DB) user(ctx context.Context, name string, secrets bool) (User, error) {
-	// Without the caller's cancellation: the driver would start a goroutine
-	// per query to watch it, and a read in WAL mode does not wait for locks.
+	// A caller that has given up gets no read. The read itself runs without
+	// the caller's cancellation: the driver would start a goroutine per
+	// query to watch it, and a read in WAL mode does not wait for locks (it
+	// can wait for one of the pool's connections, each held for a read).
+	if err := ctx.Err(); err != nil {
+		return User{}, fmt.Errorf("store: get user %q: %w", name, err)
+	}
 	rows, err := db.r.QueryContext(context.WithoutCancel(ctx), userQuery, name)
 	if err != nil {
 		return User{}, fmt.Errorf("store: get user %q: %w", name, err)

@@ -321,3 +321,14 @@ func TestTokenCounts(t *testing.T) {
 		t.Errorf("TokenCounts = %d pending, %d activating, %d active; want 2, 1, 3", p, ing, a)
 	}
 }
+
+// A caller that has given up gets an error, not a read.
+func TestUserAuthCanceled(t *testing.T) {
+	db := mustOpen(t)
+	mustCreateUser(t, db, "alice")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := db.UserAuth(ctx, "alice"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("UserAuth with a canceled context: %v; want context.Canceled", err)
+	}
+}

@@ -227,10 +227,17 @@ func (db *DB) commit(batch []*op, audit []AuditEntry) {
 	live := batch
 	written, err := db.runTx(live, audit)
 	if err != nil {
-		if len(live) == 1 {
-			live[0].err = err
-		} else if len(live) > 1 {
-			db.fallbacks.Add(1)
+		switch {
+		case len(live) == 1 && len(audit) == 0:
+			live[0].err = err // nothing else in the transaction to blame
+		case len(live) > 0:
+			// Each op alone, without the audit entries: an entry whose
+			// insert aborts the whole transaction (SQLITE_FULL, IOERR,
+			// a trigger's RAISE(ROLLBACK): more than the savepoint can
+			// undo) must not cost a login its commit.
+			if len(live) > 1 {
+				db.fallbacks.Add(1)
+			}
 			for i, o := range live {
 				_, o.err = db.runTx(live[i:i+1], nil)
 			}

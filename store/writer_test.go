@@ -343,6 +343,34 @@ func TestGroupCommit_Audit(t *testing.T) {
 	}
 }
 
+// TestGroupCommit_AuditAbortsTx: an audit entry whose insert aborts the
+// whole transaction (here a trigger's RAISE(ROLLBACK); in life a full disk)
+// does not cost the one login in the batch its commit.
+func TestGroupCommit_AuditAbortsTx(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	u := mustCreateUser(t, db, "alice")
+	tok := mustAddToken(t, db, "alice")
+	if _, err := db.w.ExecContext(ctx, `CREATE TEMP TRIGGER audit_abort BEFORE INSERT ON audit
+		WHEN NEW.reason = 'abort' BEGIN SELECT RAISE(ROLLBACK, 'audit says no'); END`); err != nil {
+		t.Fatal(err)
+	}
+	_, d0 := db.AuditStats()
+	o := &op{ctx: ctx, kind: opCommitSuccess, userID: u.ID, tokenID: tok.ID, step: 10, done: make(chan struct{})}
+	db.commit([]*op{o}, []AuditEntry{{Time: time.UnixMilli(1_800_000_000_000), User: "alice", Result: "accept", Reason: "abort"}})
+	<-o.done
+	if !o.ok || o.err != nil {
+		t.Fatalf("the login: %v, %v; want committed despite the audit entry", o.ok, o.err)
+	}
+	if _, d1 := db.AuditStats(); d1-d0 != 1 {
+		t.Errorf("%d entries counted as dropped; want 1", d1-d0)
+	}
+	got, _ := db.UserAuth(ctx, "alice")
+	if got.Tokens[0].LastStep != 10 {
+		t.Errorf("last step %d; want 10", got.Tokens[0].LastStep)
+	}
+}
+
 func TestCanceledContext(t *testing.T) {
 	db := mustOpen(t)
 	u := mustCreateUser(t, db, "alice")
