@@ -67,7 +67,6 @@ func (db *DB) Audit(e AuditEntry) {
 	}
 }
 
-// stopAudit flushes the queued entries and stops the writer.
 // closeAudit makes Audit drop from now on and closes the channel, so that
 // the writer can drain what is left.
 func (db *DB) closeAudit() {
@@ -80,6 +79,8 @@ func (db *DB) closeAudit() {
 	}
 }
 
+// AuditStats reports entries written and entries dropped (the queue was
+// full, the write failed, or they came after Close).
 func (db *DB) AuditStats() (written, dropped uint64) {
 	return db.audit.written.Load(), db.audit.dropped.Load()
 }
