@@ -21,6 +21,16 @@ type Client struct {
 	// RequireMessageAuthenticator drops Access-Requests without a
 	// Message-Authenticator attribute. Status-Server always requires one.
 	RequireMessageAuthenticator bool
+
+	mac *macKey // Secret, ready for HMAC-MD5 (set by NewClients)
+}
+
+// macKey returns the client's secret ready for Message-Authenticator.
+func (c *Client) macKey() *macKey {
+	if c.mac == nil || len(c.Secret) == 0 || &c.mac.secret[0] != &c.Secret[0] {
+		return newMACKey(c.Secret) // not from NewClients, or its Secret was replaced
+	}
+	return c.mac
 }
 
 // String describes the client without its secret, so that a Client printed
@@ -59,6 +69,7 @@ func NewClients(cs []Client) (*Clients, error) {
 			return nil, fmt.Errorf("radius: client %q: no address prefix", cl.Name)
 		}
 		cl.Secret = slices.Clone(cl.Secret)
+		cl.mac = newMACKey(cl.Secret)
 		cl.Prefixes = slices.Clone(cl.Prefixes)
 		for j, p := range cl.Prefixes {
 			np, err := normalizePrefix(p)

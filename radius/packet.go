@@ -3,7 +3,10 @@ package radius
 import (
 	"crypto/hmac"
 	"crypto/md5"
+	"encoding"
 	"encoding/binary"
+	"hash"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -111,25 +114,89 @@ func check(b []byte) (checked, string) {
 	return res, ""
 }
 
+// macKey is a client's shared secret made ready for Message-Authenticator
+// (HMAC-MD5, RFC 2104): the MD5 states after the inner and the outer padded
+// key are computed once per client instead of twice per packet, and MD5
+// states come from a pool, so that checking and signing allocate nothing.
+type macKey struct {
+	secret       []byte
+	inner, outer []byte // MD5 states (encoding.BinaryMarshaler) after the padded key
+}
+
+func newMACKey(secret []byte) *macKey {
+	key := secret
+	if len(key) > md5.BlockSize {
+		sum := md5.Sum(key)
+		key = sum[:]
+	}
+	var ipad, opad [md5.BlockSize]byte
+	copy(ipad[:], key)
+	copy(opad[:], key)
+	for i := range ipad {
+		ipad[i] ^= 0x36
+		opad[i] ^= 0x5c
+	}
+	state := func(pad []byte) []byte {
+		h := md5.New()
+		h.Write(pad)
+		b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			panic("radius: md5 state: " + err.Error()) // crypto/md5 always can
+		}
+		return b
+	}
+	return &macKey{secret: secret, inner: state(ipad[:]), outer: state(opad[:])}
+}
+
+// md5Scratch is a pooled MD5 with buffers for its input and output: slices
+// of local arrays passed to hash.Hash methods would escape to the heap.
+type md5Scratch struct {
+	h           hash.Hash
+	zero, inner [md5.Size]byte
+	sum         [md5.Size]byte
+}
+
+var md5Pool = sync.Pool{New: func() any { return &md5Scratch{h: md5.New()} }}
+
+// getMD5 returns a reset MD5 from the pool; md5Pool.Put gives it back.
+func getMD5() *md5Scratch {
+	m := md5Pool.Get().(*md5Scratch)
+	m.h.Reset()
+	return m
+}
+
+// restore sets h to the saved state b.
+func restore(h hash.Hash, b []byte) {
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b); err != nil {
+		panic("radius: md5 state: " + err.Error()) // our own MarshalBinary's output
+	}
+}
+
 // messageAuthenticator returns the RFC 3579 Message-Authenticator of pkt: the
-// HMAC-MD5, keyed with secret, of pkt with auth in the authenticator field
-// and zeros in the Message-Authenticator value at maOff.
-func messageAuthenticator(secret, pkt, auth []byte, maOff int) [md5.Size]byte {
-	var zero, sum [md5.Size]byte
-	h := hmac.New(md5.New, secret)
+// HMAC-MD5, keyed with the secret, of pkt with auth in the authenticator
+// field and zeros in the Message-Authenticator value at maOff.
+func (k *macKey) messageAuthenticator(pkt, auth []byte, maOff int) [md5.Size]byte {
+	m := getMD5()
+	h := m.h
+	restore(h, k.inner)
 	h.Write(pkt[:4])
 	h.Write(auth)
 	h.Write(pkt[headerLen:maOff])
-	h.Write(zero[:])
+	h.Write(m.zero[:])
 	h.Write(pkt[maOff+md5.Size:])
-	h.Sum(sum[:0])
+	h.Sum(m.inner[:0])
+	restore(h, k.outer)
+	h.Write(m.inner[:])
+	h.Sum(m.sum[:0])
+	sum := m.sum
+	md5Pool.Put(m)
 	return sum
 }
 
 // validMessageAuthenticator reports whether the request's
 // Message-Authenticator at maOff is right, in constant time.
-func validMessageAuthenticator(secret, pkt []byte, maOff int) bool {
-	want := messageAuthenticator(secret, pkt, pkt[4:headerLen], maOff)
+func (k *macKey) validMessageAuthenticator(pkt []byte, maOff int) bool {
+	want := k.messageAuthenticator(pkt, pkt[4:headerLen], maOff)
 	return hmac.Equal(want[:], pkt[maOff:maOff+md5.Size])
 }
 
@@ -165,7 +232,7 @@ func (r *reply) encodedLen(proxyStates [][]byte) int {
 // Message-Authenticator as the first attribute, State and Reply-Message
 // attributes if any, then proxyStates in order. It returns nil if the reply
 // would be longer than 4096 bytes or a State is longer than 253 bytes.
-func (r *reply) encode(req, secret []byte, proxyStates [][]byte) []byte {
+func (r *reply) encode(req []byte, key *macKey, proxyStates [][]byte) []byte {
 	if len(r.state) > maxAttrVal {
 		return nil
 	}
@@ -217,11 +284,12 @@ func (r *reply) encode(req, secret []byte, proxyStates [][]byte) []byte {
 	// with the Request Authenticator in the authenticator field, which is
 	// still there; then RFC 2865 section 3: the Response Authenticator is
 	// MD5(Code|ID|Length|Request Authenticator|Attributes|Secret).
-	ma := messageAuthenticator(secret, b, b[4:headerLen], maOff)
+	ma := key.messageAuthenticator(b, b[4:headerLen], maOff)
 	copy(b[maOff:], ma[:])
-	h := md5.New()
-	h.Write(b)
-	h.Write(secret)
-	h.Sum(b[4:4:headerLen])
+	m := getMD5()
+	m.h.Write(b)
+	m.h.Write(key.secret)
+	m.h.Sum(b[4:4:headerLen])
+	md5Pool.Put(m)
 	return b
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/md5"
 	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -363,5 +364,76 @@ func TestAttempt(t *testing.T) {
 	}
 	if !bytes.Equal(got.Password, make([]byte, len(pw))) {
 		t.Errorf("password not wiped after Verify")
+	}
+}
+
+// TestMACKey checks the pre-keyed HMAC-MD5 against crypto/hmac for secrets
+// shorter than, as long as, and longer than MD5's block (which HMAC hashes
+// first), for requests and for the replies encode signs, and that a check
+// allocates nothing.
+func TestMACKey(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 16, 63, 64, 65, 200} {
+		secret := make([]byte, n)
+		for i := range secret {
+			secret[i] = byte(rnd.IntN(256))
+		}
+		k := newMACKey(secret)
+		for range 20 {
+			pkt := make([]byte, headerLen+maAttrLen+rnd.IntN(200))
+			for i := range pkt {
+				pkt[i] = byte(rnd.IntN(256))
+			}
+			const off = headerLen + 2
+			got := k.messageAuthenticator(pkt, pkt[4:headerLen], off)
+			if want := messageAuthenticatorForTest(pkt, secret, off); !bytes.Equal(got[:], want) {
+				t.Fatalf("secret of %d bytes: got %x, crypto/hmac %x", n, got, want)
+			}
+			copy(pkt[off:], got[:])
+			if !k.validMessageAuthenticator(pkt, off) {
+				t.Fatalf("secret of %d bytes: own Message-Authenticator not valid", n)
+			}
+			pkt[len(pkt)-1] ^= 1
+			if k.validMessageAuthenticator(pkt, off) {
+				t.Fatalf("secret of %d bytes: a changed packet still valid", n)
+			}
+		}
+		req := packet{code: 1, id: 9, auth: authFor(9, 9), ma: true}.encode(secret)
+		b := (&reply{code: codeAccessAccept}).encode(req, k, nil)
+		ma := messageAuthenticatorForTest(append(append(bytes.Clone(b[:4]), req[4:headerLen]...), b[headerLen:]...), secret, headerLen+2)
+		if !bytes.Equal(b[headerLen+2:headerLen+maAttrLen], ma) {
+			t.Fatalf("secret of %d bytes: reply's Message-Authenticator %x, crypto/hmac %x", n, b[headerLen+2:headerLen+maAttrLen], ma)
+		}
+		resp := md5.Sum(append(append(append(bytes.Clone(b[:4]), req[4:headerLen]...), b[headerLen:]...), secret...))
+		if !bytes.Equal(b[4:headerLen], resp[:]) {
+			t.Fatalf("secret of %d bytes: Response Authenticator %x, want %x", n, b[4:headerLen], resp)
+		}
+	}
+	k := newMACKey([]byte("s3cret"))
+	pkt := packet{code: 1, id: 9, auth: authFor(9, 9), ma: true, attrs: []attr{{typ: 1, val: []byte("alice")}}}.encode([]byte("s3cret"))
+	maOff := len(pkt) - md5.Size // the test encoder puts it last
+	if !k.validMessageAuthenticator(pkt, maOff) {
+		t.Fatal("a request signed by the test encoder is not valid")
+	}
+	if n := testing.AllocsPerRun(100, func() { k.validMessageAuthenticator(pkt, maOff) }); n != 0 {
+		t.Errorf("checking a Message-Authenticator allocates %.0f times, want 0", n)
+	}
+}
+
+// TestClientMACKey checks that a Client copied from one made by NewClients
+// and given another secret signs with the new secret, not the copied key.
+func TestClientMACKey(t *testing.T) {
+	cs, err := NewClients([]Client{{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Secret: []byte("one")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := cs.Lookup(netip.MustParseAddr("10.1.2.3"))
+	if cl.macKey() != cl.mac {
+		t.Error("NewClients's client does not use its prepared key")
+	}
+	cp := *cl
+	cp.Secret = []byte("two")
+	if got := cp.macKey().secret; string(got) != "two" {
+		t.Errorf("copied client with a new secret signs with %q", got)
 	}
 }

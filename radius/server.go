@@ -497,7 +497,7 @@ func (s *Server) admit(b []byte, src netip.AddrPort) (req *request, resend []byt
 		return nil, nil, s.drop(DropMissingMessageAuthenticator, src, cl, "Proxy-State without Message-Authenticator")
 	case c.maOff == 0 && cl.RequireMessageAuthenticator:
 		return nil, nil, s.drop(DropMissingMessageAuthenticator, src, cl, "Access-Request without Message-Authenticator")
-	case c.maOff != 0 && !validMessageAuthenticator(cl.Secret, pkt, c.maOff):
+	case c.maOff != 0 && !cl.macKey().validMessageAuthenticator(pkt, c.maOff):
 		return nil, nil, s.drop(DropBadMessageAuthenticator, src, cl, "wrong Message-Authenticator (is the secret the same on both sides?)")
 	}
 	key := newCacheKey(src, pkt[1], [16]byte(pkt[4:headerLen]))
@@ -595,11 +595,11 @@ func (s *Server) process(ctx context.Context, req *request) (b []byte, kind, dro
 		}
 	}
 
-	b = r.encode(req.pkt, cl.Secret, proxyStates)
+	b = r.encode(req.pkt, cl.macKey(), proxyStates)
 	if b == nil && r.code != codeAccessReject {
 		s.log.Error("radius: reply longer than 4096 bytes; rejecting", "client", cl.Name)
 		r, kind = reply{code: codeAccessReject}, AnswerAccessReject
-		b = r.encode(req.pkt, cl.Secret, proxyStates)
+		b = r.encode(req.pkt, cl.macKey(), proxyStates)
 	}
 	if b == nil {
 		s.cache.forget(req.entry)
