@@ -7,6 +7,8 @@ import (
 	"crypto/sha1"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -267,4 +269,62 @@ func TestLoad_Radotp(t *testing.T) {
 			t.Errorf("want 100 Accepts (a timeout after 9 tries is possible, not a Reject): %+v", res)
 		}
 	})
+}
+
+// TestExpiries checks the timeout heap: whatever the order of pushes, pops
+// come out in time order.
+func TestExpiries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := time.Now()
+	var h expiries
+	for i := range 1000 {
+		h.push(expiry{at: base.Add(time.Duration(rng.IntN(5000)) * time.Millisecond), id: byte(i)})
+		if i%3 == 0 { // pops between pushes, as the timers do
+			h.pop()
+		}
+	}
+	prev := time.Time{}
+	for n := 0; len(h) > 0; n++ {
+		e := h.pop()
+		if e.at.Before(prev) {
+			t.Fatalf("pop %d: %v before the previous %v", n, e.at.Sub(base), prev.Sub(base))
+		}
+		prev = e.at
+	}
+}
+
+// TestOpenLoopSilentServer runs the open loop against a server that never
+// answers: the pacers send at the rate asked, and every request is sent
+// again after each timeout, then given up, exactly once.
+func TestOpenLoopSilentServer(t *testing.T) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go func() { // read and drop, so that the socket never refuses
+		b := make([]byte, 4096)
+		for {
+			if _, _, err := conn.ReadFromUDP(b); err != nil {
+				return
+			}
+		}
+	}()
+	us, _ := newUserSet(5000, "u", "radotp-bench", "bench-password")
+	o := loadOpts{
+		addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), secret: []byte(testSecret), users: us, codeOnly: true, period: 30,
+		nas: 1, nasBase: netip.MustParseAddr("127.0.0.1"), sockets: 7,
+		rate: 2000, duration: 500 * time.Millisecond, timeout: 50 * time.Millisecond, retries: 2, ma: true,
+	}
+	res, err := runLoad(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := res.Sent + res.NotSentEdge
+	if sent < 850 || sent > 1100 {
+		t.Errorf("sent %d (+%d in the step's edge) in 0.5 s at 2000/s, want ~1000", res.Sent, res.NotSentEdge)
+	}
+	if res.Answered != 0 || res.Timeouts != res.Sent || res.Retransmits != 2*res.Sent {
+		t.Errorf("want every request sent 3 times, then given up once: %+v", res)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -70,7 +71,7 @@ type slot struct {
 	auth     [16]byte
 	prevAuth [16]byte  // of the request this ID carried before: a late reply to it is no anomaly
 	first    time.Time // first transmission
-	deadline time.Time // next retransmission or give up
+	gen      uint32    // (re)transmissions of this ID so far: tells stale expiries apart
 	n        int
 	pkt      [maxRequest]byte
 }
@@ -87,7 +88,7 @@ type sock struct {
 	slots [256]slot
 	free  []byte // free IDs
 	inUse int
-	next  time.Time // no deadline of a slot in use is earlier
+	exp   expiries // when each slot in use is due for a retransmit or giving up
 	pool  userPool
 	lat   hist
 	wake  chan struct{} // a slot was freed (closed loop)
@@ -405,9 +406,24 @@ func (r *run) run() (*loadResult, error) {
 		go func() { defer wg.Done(); r.receive(s) }()
 	}
 	var senders sync.WaitGroup
-	for _, s := range r.socks {
-		senders.Add(1)
-		go func() { defer senders.Done(); r.send(s, start) }()
+	if o.rate > 0 {
+		// Open loop: a few pacers, each for every n-th socket, rather than a
+		// goroutine per socket woken for each of its requests.
+		n := min(len(r.socks), runtime.GOMAXPROCS(0))
+		for k := range n {
+			var own []*sock
+			for i := k; i < len(r.socks); i += n {
+				own = append(own, r.socks[i])
+			}
+			share := o.rate * float64(len(own)) / float64(len(r.socks))
+			senders.Add(1)
+			go func() { defer senders.Done(); r.pace(own, share, start) }()
+		}
+	} else {
+		for _, s := range r.socks {
+			senders.Add(1)
+			go func() { defer senders.Done(); r.send(s) }()
+		}
 	}
 	tick := min(5*time.Millisecond, o.timeout/10)
 	timerDone := make(chan struct{})
@@ -572,116 +588,157 @@ func (r *run) wait(rng *rand.Rand) time.Duration {
 	return d
 }
 
-// send issues s's new requests: closed loop, one whenever an ID is free;
-// open loop, at s's share of the rate.
-func (r *run) send(s *sock, start time.Time) {
+// sender is one sending goroutine's state: it allocates nothing per packet.
+type sender struct {
+	enc      *encoder
+	tp       *totp
+	rng      *rand.Rand
+	name, pw []byte
+}
+
+func (r *run) newSender() *sender {
+	return &sender{enc: newEncoder(r.o.secret, r.o.ma), tp: newTOTP(), rng: newRand()}
+}
+
+// issue's outcomes.
+const (
+	issued = iota
+	issueNoID
+	issueNoUser
+)
+
+// issue sends a new request from s at now, in time step step, if s has a
+// free ID and a user not yet sent in step.
+func (r *run) issue(s *sock, g *sender, now time.Time, step int64) int {
 	o := r.o
-	enc := newEncoder(o.secret, o.ma)
-	tp := newTOTP()
-	rng := newRand()
-	nsock := len(r.socks)
-	var interval time.Duration
-	next := start
-	if o.rate > 0 {
-		interval = time.Duration(float64(time.Second) * float64(nsock) / o.rate)
-		next = start.Add(time.Duration(rng.Int64N(int64(interval) + 1))) // spread the sockets
+	s.mu.Lock()
+	if len(s.free) == 0 {
+		s.mu.Unlock()
+		return issueNoID
 	}
-	var name, pw []byte
+	u, ok := s.pool.take(step)
+	if !ok {
+		s.mu.Unlock()
+		return issueNoUser
+	}
+	id := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	s.inUse++
+	sl := &s.slots[id]
+	sl.used, sl.retrans, sl.tries, sl.user = true, false, 1, u
+	binary.LittleEndian.PutUint64(sl.auth[:8], g.rng.Uint64())
+	binary.LittleEndian.PutUint64(sl.auth[8:], g.rng.Uint64())
+	g.name = o.users.appendName(g.name[:0], int(u))
+	g.pw = g.pw[:0]
+	if !o.codeOnly {
+		g.pw = append(g.pw, o.users.password...)
+	}
+	g.pw = append(g.pw, g.tp.at(g.tp.hmac(o.users.seed, g.name), step)...)
+	pkt := g.enc.request(sl.pkt[:], id, &sl.auth, g.name, g.pw, s.nasIP, s.nasID)
+	sl.n = len(pkt)
+	sl.first = time.Now()
+	s.expireAt(id, sl.first.Add(r.wait(g.rng)))
+	s.mu.Unlock()
+
+	r.c.sent.Add(1)
+	if o.loss > 0 && g.rng.Float64() < o.loss {
+		r.c.lostReq.Add(1)
+		return issued
+	}
+	_, _ = s.conn.Write(pkt) // a failed write is a request that times out
+	return issued
+}
+
+// send issues s's new requests in closed loop: one whenever an ID is free.
+func (r *run) send(s *sock) {
+	o := r.o
+	g := r.newSender()
 	for !r.stop.Load() {
-		if o.rate > 0 {
-			if d := time.Until(next); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-r.stopCh:
-					return
-				}
-				continue
-			}
-			next = next.Add(interval)
-		} else {
-			s.mu.Lock()
-			for len(s.free) == 0 {
-				s.mu.Unlock()
-				select {
-				case <-s.wake:
-				case <-r.stopCh:
-					return
-				}
-				s.mu.Lock()
-			}
+		s.mu.Lock()
+		for len(s.free) == 0 {
 			s.mu.Unlock()
+			select {
+			case <-s.wake:
+			case <-r.stopCh:
+				return
+			}
+			s.mu.Lock()
 		}
+		s.mu.Unlock()
 		if o.requests > 0 && r.issued.Add(1) > int64(o.requests) {
 			return
 		}
 		now := time.Now()
 		if r.inEdge(now) {
-			if o.rate > 0 {
-				// Open loop: the requests due now are not sent at all,
-				// rather than all at once after the edge (a burst that
-				// would overflow the server's socket buffer).
-				r.c.noEdge.Add(1)
-				r.unissue()
-				continue
-			}
 			r.waitEdge(now)
 			now = time.Now()
 		}
-		step := r.step(now)
-
-		s.mu.Lock()
-		if len(s.free) == 0 { // open loop only
-			s.mu.Unlock()
-			r.c.noID.Add(1)
-			r.unissue()
+		if r.issue(s, g, now, r.step(now)) != issueNoUser {
 			continue
 		}
-		u, ok := s.pool.take(step)
-		if !ok {
-			s.mu.Unlock()
-			r.unissue()
-			if o.rate > 0 {
-				r.c.noUser.Add(1)
-				continue
-			}
-			// Closed loop: every user of this socket has been sent in this
-			// step; wait for the next one.
-			p := time.Duration(o.period) * time.Second
+		r.unissue()
+		// Every user of this socket has been sent in this step; wait for
+		// the next one.
+		p := time.Duration(o.period) * time.Second
+		select {
+		case <-time.After(p - time.Duration(now.UnixNano()%int64(p)) + time.Millisecond):
+		case <-r.stopCh:
+			return
+		}
+	}
+}
+
+// paceGap is the shortest sleep of an open-loop pacer: below it, the
+// requests due are sent back to back (a timer wake-up per request cost the
+// generator more CPU than the sends at 165k/s).
+const paceGap = 200 * time.Microsecond
+
+// pace issues new requests in open loop at rate per second, round robin over
+// socks, until the run stops. Requests due while it slept go out together.
+func (r *run) pace(socks []*sock, rate float64, start time.Time) {
+	o := r.o
+	g := r.newSender()
+	interval := time.Duration(float64(time.Second) / rate)
+	next := start.Add(time.Duration(g.rng.Int64N(int64(interval) + 1)))
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for i := 0; !r.stop.Load(); {
+		now := time.Now()
+		if d := next.Sub(now); d > 0 {
+			t.Reset(max(d, paceGap))
 			select {
-			case <-time.After(p - time.Duration(now.UnixNano()%int64(p)) + time.Millisecond):
+			case <-t.C:
 			case <-r.stopCh:
 				return
 			}
 			continue
 		}
-		id := s.free[len(s.free)-1]
-		s.free = s.free[:len(s.free)-1]
-		s.inUse++
-		sl := &s.slots[id]
-		sl.used, sl.retrans, sl.tries, sl.user = true, false, 1, u
-		binary.LittleEndian.PutUint64(sl.auth[:8], rng.Uint64())
-		binary.LittleEndian.PutUint64(sl.auth[8:], rng.Uint64())
-		name = o.users.appendName(name[:0], int(u))
-		pw = pw[:0]
-		if !o.codeOnly {
-			pw = append(pw, o.users.password...)
+		step := r.step(now)
+		edge := r.inEdge(now)
+		for !next.After(now) && !r.stop.Load() {
+			next = next.Add(interval)
+			if o.requests > 0 && r.issued.Add(1) > int64(o.requests) {
+				return
+			}
+			if edge {
+				// The requests due now are not sent at all, rather than
+				// all at once after the edge (a burst that would
+				// overflow the server's socket buffer).
+				r.c.noEdge.Add(1)
+				r.unissue()
+				continue
+			}
+			s := socks[i]
+			i = (i + 1) % len(socks)
+			switch r.issue(s, g, now, step) {
+			case issueNoID:
+				r.c.noID.Add(1)
+				r.unissue()
+			case issueNoUser:
+				r.c.noUser.Add(1)
+				r.unissue()
+			}
 		}
-		pw = append(pw, tp.at(tp.hmac(o.users.seed, name), step)...)
-		pkt := enc.request(sl.pkt[:], id, &sl.auth, name, pw, s.nasIP, s.nasID)
-		sl.n = len(pkt)
-		sl.first = time.Now()
-		sl.deadline = sl.first.Add(r.wait(rng))
-		if s.inUse == 1 || sl.deadline.Before(s.next) {
-			s.next = sl.deadline
-		}
-		s.mu.Unlock()
-
-		r.c.sent.Add(1)
-		if o.loss > 0 && rng.Float64() < o.loss {
-			r.c.lostReq.Add(1)
-			continue
-		}
-		_, _ = s.conn.Write(pkt) // a failed write is a request that times out
 	}
 }
 
@@ -788,35 +845,25 @@ func (r *run) timers(tick time.Duration) {
 		now := time.Now()
 		for _, s := range r.socks {
 			s.mu.Lock()
-			if s.inUse == 0 || now.Before(s.next) {
-				s.mu.Unlock()
-				continue
-			}
 			out, sizes = out[:0], sizes[:0]
-			next := now.Add(time.Hour)
-			for id := 0; id < 256 && s.inUse > 0; id++ {
-				sl := &s.slots[id]
-				if !sl.used {
+			for len(s.exp) > 0 && !now.Before(s.exp[0].at) {
+				e := s.exp.pop()
+				sl := &s.slots[e.id]
+				if !sl.used || sl.gen != e.gen {
+					continue // answered, or retransmitted since
+				}
+				if sl.tries > o.retries {
+					r.free(s, e.id, false)
+					r.c.timeouts.Add(1)
+					r.settle(now)
 					continue
 				}
-				if !now.Before(sl.deadline) {
-					if sl.tries > o.retries {
-						r.free(s, byte(id), false)
-						r.c.timeouts.Add(1)
-						r.settle(now)
-						continue
-					}
-					sl.tries++
-					sl.retrans = true
-					sl.deadline = now.Add(r.wait(rng))
-					out = append(out, sl.pkt[:sl.n]...)
-					sizes = append(sizes, sl.n)
-				}
-				if sl.deadline.Before(next) {
-					next = sl.deadline
-				}
+				sl.tries++
+				sl.retrans = true
+				s.expireAt(e.id, now.Add(r.wait(rng)))
+				out = append(out, sl.pkt[:sl.n]...)
+				sizes = append(sizes, sl.n)
 			}
-			s.next = next
 			s.mu.Unlock()
 			off := 0
 			for _, n := range sizes {
@@ -830,4 +877,60 @@ func (r *run) timers(tick time.Duration) {
 			}
 		}
 	}
+}
+
+// expireAt sets slot id's next retransmission or giving up to at (s.mu held).
+func (s *sock) expireAt(id byte, at time.Time) {
+	sl := &s.slots[id]
+	sl.gen++
+	s.exp.push(expiry{at: at, id: id, gen: sl.gen})
+}
+
+// expiry is when a slot's wait ends, for the transmission gen of the slot.
+type expiry struct {
+	at  time.Time
+	gen uint32
+	id  byte
+}
+
+// expiries is a min-heap by time. Entries of slots answered or sent again
+// since stay until their time and are then skipped: checking a socket costs
+// a look at the earliest entry, not a scan of its 256 IDs.
+type expiries []expiry
+
+func (h *expiries) push(e expiry) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q[i].at.Before(q[p].at) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *expiries) pop() expiry {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q = q[:last]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= len(q) {
+			break
+		}
+		if c+1 < len(q) && q[c+1].at.Before(q[c].at) {
+			c++
+		}
+		if !q[c].at.Before(q[i].at) {
+			break
+		}
+		q[i], q[c] = q[c], q[i]
+		i = c
+	}
+	*h = q
+	return top
 }

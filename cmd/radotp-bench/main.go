@@ -38,6 +38,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -180,6 +181,7 @@ func cmdLoad(args []string, stdout, stderr io.Writer) error {
 	reuse := fs.Bool("reuse-unanswered", false, "send a user whose request got no answer again in the same time step (overload: too few users otherwise; a code the server did commit is then rightly rejected)")
 	settle := fs.Duration("settle", 0, "before sending, wait up to this long for the --pid server to be idle (under 5 % of a CPU over 300 ms), so that a short run does not pay for the one before it")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file (go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -226,6 +228,17 @@ func cmdLoad(args []string, stdout, stderr io.Writer) error {
 		if err := waitIdle(ctx, *pid, *settle); err != nil {
 			return err
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := runLoad(ctx, o)
 	if res != nil {
