@@ -109,9 +109,26 @@ func clip(s string) string {
 	return s
 }
 
+// auditRows are the row counts of the multi-row INSERTs that write a batch:
+// a batch is cut into as many of the largest as fit, then the smaller ones.
+// A few fixed sizes keep each one a cached prepared statement.
+var auditRows = [...]int{64, 16, 4, 1}
+
+// auditInserts holds the INSERT for each of auditRows.
+var auditInserts = func() (q [len(auditRows)]string) {
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?)"
+	for i, n := range auditRows {
+		q[i] = `INSERT INTO audit (time, user, client, calling_station, source, result, reason, duration_us) VALUES ` +
+			strings.Repeat(row+", ", n-1) + row
+	}
+	return q
+}()
+
 // insertAudit adds the entries to tx inside a savepoint: an entry that
 // cannot be written (which would fail the whole transaction) must not cost
 // the batch's logins their commit. It reports whether they were written.
+// Rows go in a few multi-row INSERTs (a statement per row was 4 % of the
+// CPU at capacity).
 func insertAudit(ctx context.Context, tx *sql.Tx, entries []AuditEntry) bool {
 	if len(entries) == 0 {
 		return true
@@ -119,14 +136,24 @@ func insertAudit(ctx context.Context, tx *sql.Tx, entries []AuditEntry) bool {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT audit`); err != nil {
 		return false
 	}
-	for _, e := range entries {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit (time, user, client, calling_station, source, result, reason, duration_us)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.Time.UnixMilli(), clip(e.User), clip(e.Client), clip(e.CallingStation),
-			clip(e.Source), e.Result, e.Reason, e.Duration.Microseconds()); err != nil {
+	args := make([]any, 0, 8*auditRows[0])
+	for i := 0; len(entries) > 0; {
+		n := auditRows[i]
+		if n > len(entries) {
+			i++
+			continue
+		}
+		args = args[:0]
+		for _, e := range entries[:n] {
+			args = append(args, e.Time.UnixMilli(), clip(e.User), clip(e.Client), clip(e.CallingStation),
+				clip(e.Source), e.Result, e.Reason, e.Duration.Microseconds())
+		}
+		if _, err := tx.ExecContext(ctx, auditInserts[i], args...); err != nil {
 			tx.ExecContext(ctx, `ROLLBACK TO audit`)
 			tx.ExecContext(ctx, `RELEASE audit`)
 			return false
 		}
+		entries = entries[n:]
 	}
 	_, err := tx.ExecContext(ctx, `RELEASE audit`)
 	return err == nil

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -101,4 +103,63 @@ func BenchmarkAuditEnqueue(b *testing.B) {
 			db.Audit(e)
 		}
 	})
+}
+
+// TestInsertAudit_Sizes writes batches of sizes around the multi-row
+// INSERTs' row counts and reads every entry back, in order, field by field.
+func TestInsertAudit_Sizes(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	base := time.UnixMilli(1_800_000_000_000)
+	for _, n := range []int{1, 3, 4, 5, 16, 21, 63, 64, 65, 85, 150, auditBatch} {
+		user := fmt.Sprintf("size-%d", n)
+		entries := make([]AuditEntry, n)
+		for i := range entries {
+			entries[i] = AuditEntry{Time: base.Add(time.Duration(i) * time.Millisecond), User: user, Client: fmt.Sprintf("c%d", i),
+				CallingStation: fmt.Sprintf("s%d", i), Source: fmt.Sprintf("127.0.0.1:%d", i), Result: "reject",
+				Reason: fmt.Sprintf("r%d", i), Duration: time.Duration(i) * time.Microsecond}
+		}
+		w0, _ := db.AuditStats()
+		db.commit(nil, slices.Clone(entries)) // commit clears what it is given
+		if w1, _ := db.AuditStats(); w1-w0 != uint64(n) {
+			t.Fatalf("%d entries: %d counted as written", n, w1-w0)
+		}
+		got, err := db.QueryAudit(ctx, AuditQuery{User: user, Limit: 2 * auditBatch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("%d entries written, %d read back", n, len(got))
+		}
+		for i, e := range got {
+			want := entries[i]
+			if !e.Time.Equal(want.Time) || e.User != want.User || e.Client != want.Client || e.CallingStation != want.CallingStation ||
+				e.Source != want.Source || e.Result != want.Result || e.Reason != want.Reason || e.Duration != want.Duration {
+				t.Fatalf("batch of %d, entry %d: %+v, want %+v", n, i, e, want)
+			}
+		}
+	}
+}
+
+// BenchmarkInsertAudit: the inserts of a batch of 64 entries, without the
+// commit (rolled back), which would hide them behind an fsync.
+func BenchmarkInsertAudit(b *testing.B) {
+	ctx := context.Background()
+	db := mustOpen(b)
+	entries := make([]AuditEntry, 64)
+	for i := range entries {
+		entries[i] = AuditEntry{Time: time.Now(), User: fmt.Sprintf("u%07d", i), Client: "bench-otp", Source: "127.0.0.1:40000", Result: "accept", Duration: 900 * time.Microsecond}
+	}
+	b.ResetTimer()
+	for range b.N {
+		tx, err := db.w.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !insertAudit(ctx, tx, entries) {
+			b.Fatal("not written")
+		}
+		tx.Rollback()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(entries)), "ns/entry")
 }
