@@ -29,6 +29,17 @@ func TestClearAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	db, err = store.Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, err := db.QueryAudit(ctx, store.AuditQuery{}); err != nil || len(es) != 25 {
+		t.Fatalf("%d audit entries before clearing, %v; want 25", len(es), err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
 	if err := (&bench{}).clearAudit(dir); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package radius
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -27,8 +28,11 @@ type Client struct {
 
 // macKey returns the client's secret ready for Message-Authenticator.
 func (c *Client) macKey() *macKey {
-	if c.mac == nil || len(c.Secret) == 0 || &c.mac.secret[0] != &c.Secret[0] {
-		return newMACKey(c.Secret) // not from NewClients, or its Secret was replaced
+	// The key keeps its own copy of the secret, so that this also catches
+	// a Secret changed in place (the server's own bytes on both sides: no
+	// timing to hide).
+	if c.mac == nil || !bytes.Equal(c.mac.secret, c.Secret) {
+		return newMACKey(c.Secret) // not from NewClients, or its Secret was changed
 	}
 	return c.mac
 }

@@ -1,6 +1,7 @@
 package radius
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
 	"encoding"
@@ -145,7 +146,7 @@ func newMACKey(secret []byte) *macKey {
 		}
 		return b
 	}
-	return &macKey{secret: secret, inner: state(ipad[:]), outer: state(opad[:])}
+	return &macKey{secret: bytes.Clone(secret), inner: state(ipad[:]), outer: state(opad[:])}
 }
 
 // md5Scratch is a pooled MD5 with buffers for its input and output: slices

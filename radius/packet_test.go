@@ -436,4 +436,13 @@ func TestClientMACKey(t *testing.T) {
 	if got := cp.macKey().secret; string(got) != "two" {
 		t.Errorf("copied client with a new secret signs with %q", got)
 	}
+	cp.Secret = cl.Secret[:1] // same first byte, shorter
+	if got := cp.macKey().secret; string(got) != "o" {
+		t.Errorf("copied client with a shorter secret signs with %q", got)
+	}
+	cp.Secret = []byte("one")
+	copy(cl.Secret, "two") // changed in place
+	if got := cl.macKey().secret; string(got) != "two" {
+		t.Errorf("client whose secret changed in place signs with %q", got)
+	}
 }

@@ -272,16 +272,28 @@ func TestLoad_Radotp(t *testing.T) {
 }
 
 // TestExpiries checks the timeout heap: whatever the order of pushes, pops
-// come out in time order.
+// come out in time order, each entry once, with its id and generation.
 func TestExpiries(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	base := time.Now()
 	var h expiries
+	left := map[expiry]int{} // pushed and not popped yet
 	for i := range 1000 {
-		h.push(expiry{at: base.Add(time.Duration(rng.IntN(5000)) * time.Millisecond), id: byte(i)})
+		e := expiry{at: base.Add(time.Duration(rng.IntN(5000)) * time.Millisecond), id: byte(i), gen: uint32(i)}
+		h.push(e)
+		left[e]++
 		if i%3 == 0 { // pops between pushes, as the timers do
-			h.pop()
+			p := h.pop()
+			for q := range left {
+				if left[q] > 0 && q.at.Before(p.at) {
+					t.Fatalf("popped %v while %v was waiting", p.at.Sub(base), q.at.Sub(base))
+				}
+			}
+			left[p]--
 		}
+	}
+	if len(h) != 666 {
+		t.Fatalf("%d entries in the heap, want 666", len(h))
 	}
 	prev := time.Time{}
 	for n := 0; len(h) > 0; n++ {
@@ -289,7 +301,16 @@ func TestExpiries(t *testing.T) {
 		if e.at.Before(prev) {
 			t.Fatalf("pop %d: %v before the previous %v", n, e.at.Sub(base), prev.Sub(base))
 		}
+		if left[e] <= 0 {
+			t.Fatalf("pop %d: %+v was not pushed, or popped twice", n, e)
+		}
+		left[e]--
 		prev = e.at
+	}
+	for e, n := range left {
+		if n != 0 {
+			t.Fatalf("%+v left %d times", e, n)
+		}
 	}
 }
 
@@ -320,9 +341,11 @@ func TestOpenLoopSilentServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := res.Sent + res.NotSentEdge
-	if sent < 850 || sent > 1100 {
-		t.Errorf("sent %d (+%d in the step's edge) in 0.5 s at 2000/s, want ~1000", res.Sent, res.NotSentEdge)
+	// The pacers send what is due when they wake, so the count follows the
+	// measured window, however late the end of the run was noticed.
+	sent, want := float64(res.Sent+res.NotSentEdge), 2000*res.WindowS
+	if sent < 0.85*want || sent > 1.15*want {
+		t.Errorf("sent %d (+%d in the step's edge) in %.3f s at 2000/s, want ~%.0f", res.Sent, res.NotSentEdge, res.WindowS, want)
 	}
 	if res.Answered != 0 || res.Timeouts != res.Sent || res.Retransmits != 2*res.Sent {
 		t.Errorf("want every request sent 3 times, then given up once: %+v", res)

@@ -673,7 +673,11 @@ func (r *run) send(s *sock) {
 			r.waitEdge(now)
 			now = time.Now()
 		}
-		if r.issue(s, g, now, r.step(now)) != issueNoUser {
+		switch r.issue(s, g, now, r.step(now)) {
+		case issued:
+			continue
+		case issueNoID: // not while this goroutine is the only one taking s's IDs
+			r.unissue()
 			continue
 		}
 		r.unissue()

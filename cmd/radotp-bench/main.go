@@ -153,7 +153,7 @@ func cmdUsers(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func cmdLoad(args []string, stdout, stderr io.Writer) error {
+func cmdLoad(args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var uf userFlags
@@ -234,11 +234,16 @@ func cmdLoad(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
 			return err
 		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			pprof.StopCPUProfile()
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("--cpuprofile: %w", cerr)
+			}
+		}()
 	}
 	res, err := runLoad(ctx, o)
 	if res != nil {
