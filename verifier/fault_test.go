@@ -142,3 +142,46 @@ func TestWALNotWritable(t *testing.T) {
 	}
 	expect(t, e.try(t, "alice", pw, appendClient), verifier.Accept, "")
 }
+
+// TestNotEnrolledHookAfterWrite: a right password of a user who needs a
+// token and has none is acted on (the hook mails a link) only once storage
+// has taken the request's durable write; while it cannot, the request is
+// dropped like any other and nobody is mailed.
+func TestNotEnrolledHookAfterWrite(t *testing.T) {
+	e, path := faultEnv(t, 300*time.Millisecond)
+	e.addUser(t, "newbie", "", time.Time{})
+	var told []string
+	v := verifier.New(verifier.Options{Store: e.db, Passwords: password.NewHasher(2), Now: e.clk.Now,
+		NotEnrolled: func(_ context.Context, u store.User) string {
+			told = append(told, u.Name)
+			return "We sent you an enrollment link by e-mail."
+		}}, settings)
+	tries := []struct {
+		name, pw string
+		client   verifier.Client
+	}{
+		{"challenge", "hunter2", challengeClient("vpn")},
+		{"append, password only", "hunter2", appendClient},
+		{"append, password and code", "hunter2" + code_(t, t0), appendClient},
+	}
+	holder := lockHolder(t, path, 20*time.Second)
+	for _, tr := range tries {
+		d, err := v.Verify(context.Background(), verifier.Attempt{User: "newbie", Password: []byte(tr.pw), Client: tr.client})
+		if err == nil {
+			t.Errorf("%s, write lock held elsewhere: %+v; want an error (drop)", tr.name, d)
+		}
+	}
+	if len(told) != 0 {
+		t.Fatalf("hook called for %v while storage took no writes; want never", told)
+	}
+	holder.Process.Kill()
+	holder.Wait()
+	for _, tr := range tries {
+		if _, err := v.Verify(context.Background(), verifier.Attempt{User: "newbie", Password: []byte(tr.pw), Client: tr.client}); err != nil {
+			t.Errorf("%s, storage back: %v", tr.name, err)
+		}
+	}
+	if len(told) != len(tries) {
+		t.Fatalf("hook called for %v once storage was back; want once per request", told)
+	}
+}

@@ -311,8 +311,11 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	// code needed the gateway's password check is all there is.
 	if code != nil && (needCode || enrolled && mode != ModeOTP) {
 		if !enrolled {
-			v.notEnrolled(ctx, r)
-			return v.rejectAfterWrite(ctx, r, ReasonNotEnrolled)
+			d, err := v.rejectAfterWrite(ctx, r, ReasonNotEnrolled)
+			if err == nil { // the hook acts on a right password: only when it is answered
+				v.notEnrolled(ctx, r)
+			}
+			return d, err
 		}
 		return v.checkCode(ctx, r, tokens, code)
 	}
@@ -321,11 +324,17 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	case !needCode:
 		return v.accept(ctx, r)
 	case !enrolled:
+		// The durable write first, as for any answer to a right password:
+		// when storage cannot take writes the request is dropped, and no
+		// link is mailed for it either.
+		if err := v.o.Store.Touch(ctx, r.u.ID); err != nil {
+			return Decision{}, err
+		}
 		if msg := v.notEnrolled(ctx, r); msg != "" && challengeMode {
 			// Tell the user (they know the password) how to get a token.
 			return v.challenge(ctx, r, stateNotice, msg)
 		}
-		return v.rejectAfterWrite(ctx, r, ReasonNotEnrolled)
+		return reject(ReasonNotEnrolled), nil
 	case challengeMode:
 		return v.challenge(ctx, r, stateCode, a.Client.ChallengePrompt)
 	}
