@@ -336,7 +336,7 @@ mode = "append"
 
 // clearAudit deletes the audit trail the previous runs left in dir's
 // database (no server runs yet), so that every run starts from the same
-// database: ~1.4 million decisions a run would otherwise pile up (12 million
+// database: 1.4-1.7 million decisions a run would otherwise pile up (12 million
 // rows, 1.1 GB, after nine runs).
 func (b *bench) clearAudit(dir string) error {
 	ctx := context.Background()
