@@ -851,3 +851,16 @@ timeout = "20s"
 		}
 	})
 }
+
+// TestIsLoopbackHost: host names are case-insensitive, so LOCALHOST and
+// localhost. are loopback as much as localhost is; nothing else is.
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LOCALHOST": true, "LocalHost.": true, "127.0.0.1": true, "127.1.2.3": true, "::1": true,
+		"localhost.example.org": false, "localhostx": false, "10.0.0.1": false, "": false, "::": false, "example.org": false,
+	} {
+		if got := isLoopbackHost(host); got != want {
+			t.Errorf("isLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

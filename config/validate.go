@@ -547,9 +547,11 @@ func checkPublicURL(s string) string {
 	return ""
 }
 
-// isLoopbackHost reports whether host is "localhost" or a loopback address.
+// isLoopbackHost reports whether host is "localhost" (in any case, with or
+// without the root's trailing dot: host names are case-insensitive) or a
+// loopback address.
 func isLoopbackHost(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}
 	a, err := netip.ParseAddr(host)
