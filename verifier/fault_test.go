@@ -151,11 +151,7 @@ func TestNotEnrolledHookAfterWrite(t *testing.T) {
 	e, path := faultEnv(t, 300*time.Millisecond)
 	e.addUser(t, "newbie", "", time.Time{})
 	var told []string
-	v := verifier.New(verifier.Options{Store: e.db, Passwords: password.NewHasher(2), Now: e.clk.Now,
-		NotEnrolled: func(_ context.Context, u store.User) string {
-			told = append(told, u.Name)
-			return "We sent you an enrollment link by e-mail."
-		}}, settings)
+	v := withNotEnrolledHook(e, &told)
 	tries := []struct {
 		name, pw string
 		client   verifier.Client

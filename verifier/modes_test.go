@@ -352,15 +352,22 @@ func TestFirstFactorBackend(t *testing.T) {
 	})
 }
 
+// withNotEnrolledHook returns a verifier over e's store whose NotEnrolled
+// hook records the users it is called for (in *told) and answers with a
+// message, as the enrollment service's does when it mails a link.
+func withNotEnrolledHook(e *env, told *[]string) *verifier.Verifier {
+	return verifier.New(verifier.Options{Store: e.db, Passwords: password.NewHasher(1), Now: e.clk.Now,
+		NotEnrolled: func(_ context.Context, u store.User) string {
+			*told = append(*told, u.Name)
+			return "We sent you an enrollment link by e-mail."
+		}}, settings)
+}
+
 func TestNotEnrolledHook(t *testing.T) {
 	e := newEnv(t)
 	e.addUser(t, "newbie", "", time.Time{})
 	var told []string
-	v := verifier.New(verifier.Options{Store: e.db, Passwords: password.NewHasher(1), Now: e.clk.Now,
-		NotEnrolled: func(_ context.Context, u store.User) string {
-			told = append(told, u.Name)
-			return "We sent you an enrollment link by e-mail."
-		}}, settings)
+	v := withNotEnrolledHook(e, &told)
 	vpn := challengeClient("vpn")
 	d, _ := v.Verify(context.Background(), verifier.Attempt{User: "newbie", Password: []byte("hunter2"), Client: vpn})
 	if d.Outcome != verifier.Challenge || d.Prompt != "We sent you an enrollment link by e-mail." {
