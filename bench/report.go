@@ -87,12 +87,14 @@ func spread(v []float64, format string) string {
 	return fmt.Sprintf("%s [%s–%s]", m, fmt.Sprintf(format, slices.Min(v)), fmt.Sprintf(format, slices.Max(v)))
 }
 
-func rate(r result) float64  { return r.Rate }
-func srvUs(r result) float64 { return r.ServerUsPerRq }
-func srvPc(r result) float64 { return r.ServerCPUPct }
-func genPc(r result) float64 { return r.GenCPUPct }
-func genUs(r result) float64 { return r.GenUsPerRq }
-func p99(r result) float64   { return r.P99ms }
+func rate(r result) float64     { return r.Rate }
+func srvUs(r result) float64    { return r.ServerUsPerRq }
+func srvPc(r result) float64    { return r.ServerCPUPct }
+func genPc(r result) float64    { return r.GenCPUPct }
+func genUs(r result) float64    { return r.GenUsPerRq }
+func machBusy(r result) float64 { return r.MachineBusyPct }
+func machWait(r result) float64 { return r.MachineIOWaitPct }
+func p99(r result) float64      { return r.P99ms }
 
 func verdict(ok bool) string {
 	if ok {
@@ -142,6 +144,8 @@ func (r *report) render() string {
 	row("p99 latency ms", "capacity", "%.1f", p99)
 	row("generator CPU %", "capacity", "%.0f", genPc)
 	row("generator CPU µs/request", "capacity", "%.1f", genUs)
+	row("machine busy % (both CPUs, every process)", "capacity", "%.0f", machBusy)
+	row("machine waiting for the disk %", "capacity", "%.0f", machWait)
 	p("\n| ratio (req/s, same round) | median [range] | target | |\n|---|---|---|---|\n")
 	if t.frSQL != nil {
 		v := r.ratios("capacity", "radotp", "fr-sqlite", rate)

@@ -38,6 +38,8 @@ type result struct {
 	ServerHWMMiB           float64 `json:"server_rss_peak_mib"`
 	GenCPUPct              float64 `json:"generator_cpu_pct"`
 	GenUsPerRq             float64 `json:"generator_us_per_req"`
+	MachineBusyPct         float64 `json:"machine_busy_pct"`
+	MachineIOWaitPct       float64 `json:"machine_iowait_pct"`
 }
 
 // sample is one generator run.

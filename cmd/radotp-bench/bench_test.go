@@ -350,4 +350,29 @@ func TestOpenLoopSilentServer(t *testing.T) {
 	if res.Answered != 0 || res.Timeouts != res.Sent || res.Retransmits != 2*res.Sent {
 		t.Errorf("want every request sent 3 times, then given up once: %+v", res)
 	}
+	if res.MachineBusyPct <= 0 || res.MachineBusyPct > 100 || res.MachineIOWaitPct < 0 || res.MachineBusyPct+res.MachineIOWaitPct > 100 {
+		t.Errorf("machine %.1f %% busy, %.1f %% iowait: want shares of 100 %%, busy above 0 (the generator ran)", res.MachineBusyPct, res.MachineIOWaitPct)
+	}
+}
+
+// TestParseProcStat: busy is everything but idle and iowait, in the
+// machine's "cpu" line; the per-CPU lines after it are not added again.
+func TestParseProcStat(t *testing.T) {
+	stat := "cpu  100 5 40 800 30 2 3 20 7 0\ncpu0 50 2 20 400 15 1 1 10 3 0\nintr 123\n"
+	t0, err := parseProcStat([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t0 != (machineTicks{busy: 100 + 5 + 40 + 2 + 3 + 20, iowait: 30, total: 1000}) {
+		t.Fatalf("parsed %+v", t0)
+	}
+	t1 := machineTicks{busy: t0.busy + 150, iowait: t0.iowait + 10, total: t0.total + 200}
+	if b, w := t1.pct(t0); b != 75 || w != 5 {
+		t.Errorf("pct = %.1f, %.1f; want 75, 5", b, w)
+	}
+	for _, bad := range []string{"", "intr 1\n", "cpu 1 2 3\n", "cpu  a 5 40 800 30 2 3 20\n"} {
+		if _, err := parseProcStat([]byte(bad)); err == nil {
+			t.Errorf("parseProcStat(%q): no error", bad)
+		}
+	}
 }

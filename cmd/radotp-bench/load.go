@@ -183,6 +183,11 @@ type loadResult struct {
 	ServerHWMMiB  float64 `json:"server_rss_peak_mib,omitempty"` // VmHWM: peak since the server started
 	GenCPUPct     float64 `json:"generator_cpu_pct"`
 	GenUsPerRq    float64 `json:"generator_us_per_req"`
+	// The whole machine over the window, all CPUs and every process
+	// (/proc/stat): what the server and the generator left idle shows
+	// whether the server was bound by the CPU or by something else.
+	MachineBusyPct   float64 `json:"machine_busy_pct"`
+	MachineIOWaitPct float64 `json:"machine_iowait_pct"`
 }
 
 type run struct {
@@ -398,6 +403,7 @@ func (r *run) run() (*loadResult, error) {
 		cpu0 = c
 	}
 	self0 := selfCPU()
+	mach0, _ := machineCPU()
 	start := time.Now()
 
 	var wg sync.WaitGroup
@@ -435,11 +441,13 @@ func (r *run) run() (*loadResult, error) {
 	var snap struct {
 		answered, accepts int64
 		cpu, self         time.Duration
+		mach              machineTicks
 	}
 	takeSnap := func(now time.Time) {
 		windowEnd = now
 		snap.answered, snap.accepts = r.c.answered.Load(), r.c.accepts.Load()
 		snap.self = selfCPU()
+		snap.mach, _ = machineCPU()
 		if o.pid > 0 {
 			snap.cpu, _ = procCPU(o.pid)
 		}
@@ -533,6 +541,7 @@ func (r *run) run() (*loadResult, error) {
 	}
 	genCPU := snap.self - self0
 	res.GenCPUPct = 100 * genCPU.Seconds() / win
+	res.MachineBusyPct, res.MachineIOWaitPct = snap.mach.pct(mach0)
 	if snap.answered > 0 {
 		res.GenUsPerRq = float64(genCPU.Microseconds()) / float64(snap.answered)
 	}

@@ -285,6 +285,7 @@ func printSummary(w io.Writer, r *loadResult) {
 			r.ServerCPUPct, r.ServerUsPerRq, r.ServerRSSMiB, r.ServerHWMMiB)
 	}
 	fmt.Fprintf(w, "  generator   %.0f%% CPU, %.1f us CPU/request\n", r.GenCPUPct, r.GenUsPerRq)
+	fmt.Fprintf(w, "  machine     %.0f%% busy, %.0f%% waiting for the disk (all CPUs, all processes)\n", r.MachineBusyPct, r.MachineIOWaitPct)
 }
 
 // cmdHashtime measures one argon2id check with the OWASP parameters on one

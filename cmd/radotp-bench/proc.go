@@ -96,3 +96,57 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// machineTicks are the machine's CPU times so far, all CPUs together, from
+// the first line of /proc/stat (in USER_HZ ticks).
+type machineTicks struct{ busy, iowait, total int64 }
+
+// machineCPU reads the machine's CPU times.
+func machineCPU() (machineTicks, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineTicks{}, err
+	}
+	return parseProcStat(b)
+}
+
+// parseProcStat reads the "cpu" line of /proc/stat: user nice system idle
+// iowait irq softirq steal (guest time is counted in user already). Busy is
+// all but idle and iowait.
+func parseProcStat(b []byte) (machineTicks, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return machineTicks{}, fmt.Errorf("/proc/stat: no cpu line")
+	}
+	var v [8]int64
+	for i := range v {
+		n, err := strconv.ParseInt(string(f[1+i]), 10, 64)
+		if err != nil {
+			return machineTicks{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+		v[i] = n
+	}
+	var t machineTicks
+	for i, n := range v {
+		t.total += n
+		switch i {
+		case 3: // idle
+		case 4:
+			t.iowait += n
+		default:
+			t.busy += n
+		}
+	}
+	return t, nil
+}
+
+// pct returns the busy and iowait shares of the time between t0 and t1, in
+// percent of all CPUs.
+func (t1 machineTicks) pct(t0 machineTicks) (busy, iowait float64) {
+	d := t1.total - t0.total
+	if d <= 0 {
+		return 0, 0
+	}
+	return 100 * float64(t1.busy-t0.busy) / float64(d), 100 * float64(t1.iowait-t0.iowait) / float64(d)
+}
