@@ -159,12 +159,9 @@ type md5Scratch struct {
 
 var md5Pool = sync.Pool{New: func() any { return &md5Scratch{h: md5.New()} }}
 
-// getMD5 returns a reset MD5 from the pool; md5Pool.Put gives it back.
-func getMD5() *md5Scratch {
-	m := md5Pool.Get().(*md5Scratch)
-	m.h.Reset()
-	return m
-}
+// getMD5 returns an MD5 from the pool in an unknown state (restore it, or
+// Reset it); md5Pool.Put gives it back.
+func getMD5() *md5Scratch { return md5Pool.Get().(*md5Scratch) }
 
 // restore sets h to the saved state b.
 func restore(h hash.Hash, b []byte) {
@@ -288,6 +285,7 @@ func (r *reply) encode(req []byte, key *macKey, proxyStates [][]byte) []byte {
 	ma := key.messageAuthenticator(b, b[4:headerLen], maOff)
 	copy(b[maOff:], ma[:])
 	m := getMD5()
+	m.h.Reset()
 	m.h.Write(b)
 	m.h.Write(key.secret)
 	m.h.Sum(b[4:4:headerLen])

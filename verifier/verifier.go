@@ -311,11 +311,7 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	// code needed the gateway's password check is all there is.
 	if code != nil && (needCode || enrolled && mode != ModeOTP) {
 		if !enrolled {
-			d, err := v.rejectAfterWrite(ctx, r, ReasonNotEnrolled)
-			if err == nil { // the hook acts on a right password: only when it is answered
-				v.notEnrolled(ctx, r)
-			}
-			return d, err
+			return v.answerNotEnrolled(ctx, r, false)
 		}
 		return v.checkCode(ctx, r, tokens, code)
 	}
@@ -324,17 +320,7 @@ func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	case !needCode:
 		return v.accept(ctx, r)
 	case !enrolled:
-		// The durable write first, as for any answer to a right password:
-		// when storage cannot take writes the request is dropped, and no
-		// link is mailed for it either.
-		if err := v.o.Store.Touch(ctx, r.u.ID); err != nil {
-			return Decision{}, err
-		}
-		if msg := v.notEnrolled(ctx, r); msg != "" && challengeMode {
-			// Tell the user (they know the password) how to get a token.
-			return v.challenge(ctx, r, stateNotice, msg)
-		}
-		return reject(ReasonNotEnrolled), nil
+		return v.answerNotEnrolled(ctx, r, challengeMode)
 	case challengeMode:
 		return v.challenge(ctx, r, stateCode, a.Client.ChallengePrompt)
 	}
@@ -349,6 +335,22 @@ func (v *Verifier) rejectAfterWrite(ctx context.Context, r *request, rs Reason) 
 		return Decision{}, err
 	}
 	return reject(rs), nil
+}
+
+// answerNotEnrolled answers a right password of a user who needs a token
+// and has none. The durable write comes first, as for any answer to a right
+// password: when storage cannot take writes the request is dropped, and no
+// link is mailed for it either. Then the NotEnrolled hook is told; its
+// message, if any, is shown in a Challenge when show (the user knows the
+// password: tell them how to get a token), else the user is rejected.
+func (v *Verifier) answerNotEnrolled(ctx context.Context, r *request, show bool) (Decision, error) {
+	if err := v.o.Store.Touch(ctx, r.u.ID); err != nil {
+		return Decision{}, err
+	}
+	if msg := v.notEnrolled(ctx, r); msg != "" && show {
+		return v.challengeAfterWrite(r, stateNotice, msg), nil
+	}
+	return reject(ReasonNotEnrolled), nil
 }
 
 // notEnrolled calls the NotEnrolled hook, if any, and returns its message.
@@ -449,6 +451,11 @@ func (v *Verifier) challenge(ctx context.Context, r *request, kind byte, prompt 
 	if err := v.o.Store.Touch(ctx, r.u.ID); err != nil {
 		return Decision{}, err
 	}
+	return v.challengeAfterWrite(r, kind, prompt), nil
+}
+
+// challengeAfterWrite is challenge once the durable write is done.
+func (v *Verifier) challengeAfterWrite(r *request, kind byte, prompt string) Decision {
 	ref := int64(0)
 	if t := r.tokens().current; t != nil {
 		ref = t.LastStep
@@ -464,7 +471,7 @@ func (v *Verifier) challenge(ctx context.Context, r *request, kind byte, prompt 
 		Outcome: Challenge,
 		Prompt:  prompt,
 		State:   newState(v.o.ChallengeKey, kind, r.a.User, r.a.Client.Name, r.now.Add(ttl), ref),
-	}, nil
+	}
 }
 
 func (v *Verifier) createUser(ctx context.Context, r *request) error {
