@@ -3,7 +3,7 @@
 // one run, and prints one table with the ratios. `make bench` runs it;
 // `make bench-quick` runs a short variant. See docs/benchmarks.md.
 //
-//	go run ./bench [--quick] [--rounds 3] [--users 1000000] [--work /tmp/radotp-bench] [--no-freeradius]
+//	go run ./bench [--quick] [--rounds 3] [--users 1000000] [--work /tmp/radotp-bench] [--freeradius=false] [--awake]
 //
 // FreeRADIUS comes from Debian's packages through the shared recipe
 // ../shared/bench/freeradius/run.sh (install, configure, start, stop; it
@@ -71,6 +71,7 @@ type options struct {
 	halfDur, argonDur  time.Duration
 	conc, sockets      int
 	freeradius         bool
+	awake              bool
 	out                string
 }
 
@@ -89,6 +90,7 @@ func main() {
 	flag.IntVar(&o.conc, "concurrency", 128, "closed loop: requests outstanding (FreeRADIUS's socket drops above ~200 with its default buffer)")
 	flag.IntVar(&o.sockets, "sockets", 4, "closed loop: sockets of the one NAS (127.0.0.1, the only client FreeRADIUS knows)")
 	flag.BoolVar(&o.freeradius, "freeradius", true, "run FreeRADIUS too (needs root, apt and ../shared/bench/freeradius)")
+	flag.BoolVar(&o.awake, "awake", false, "keep every CPU busy with SCHED_IDLE spinners during the runs, so that no server pays for idle CPUs' wake-ups (see docs/benchmarks.md)")
 	flag.StringVar(&o.out, "out", "", "also write the report to this file (default WORK/results-TIME.md)")
 	flag.Parse()
 	if *quick {
@@ -218,6 +220,15 @@ func (b *bench) run() error {
 	ceil, err := b.startCeiling()
 	if err != nil {
 		return err
+	}
+
+	if o.awake {
+		stop, err := startSpinners(runtime.NumCPU())
+		if err != nil {
+			return err
+		}
+		b.atExit(stop)
+		b.say("--awake: %d SCHED_IDLE spinners keep the CPUs from idling", runtime.NumCPU())
 	}
 
 	t := b.targets(big, small, ceil, fr)

@@ -110,6 +110,9 @@ func (r *report) render() string {
 	o := r.opts
 	p("# radotp benchmark, %s\n\n", r.start.UTC().Format("2006-01-02 15:04 MST"))
 	p("- machine: %s; load average at start %s, at end %s (other work on the machine shares the cores)\n", r.machine, r.load0, r.load1)
+	if o.awake {
+		p("- --awake: every CPU had a SCHED_IDLE busy loop during the runs, so no server paid for waking idle vCPUs; the machine-busy rows count the loops too\n")
+	}
 	p("- run: %s, %d round(s) of the capacity runs (%s each) and storms; cells give the median [min–max] over the rounds, ratios are taken round by round\n",
 		r.end.Sub(r.start).Round(time.Second), o.rounds, o.dur)
 	p("- generator: radotp-bench, one NAS (127.0.0.1) x %d sockets, closed loop with %d requests outstanding, Message-Authenticator on every request, every request a fresh valid code of a user not sent in the same 30 s step\n",
