@@ -88,6 +88,7 @@ type Radius struct {
 	QueueSize      int      `toml:"queue_size"`       // requests waiting for a worker; default 256, 1..1048576
 	ReplyCacheTTL  Duration `toml:"reply_cache_ttl"`  // how long a request is remembered for retransmissions; default 30s, 5s..5m
 	ReplyCacheSize int      `toml:"reply_cache_size"` // requests remembered at most; default 1048576, 1024..16777216
+	ReceiveBuffer  int      `toml:"receive_buffer"`   // socket receive buffer, bytes; 0 (default): the system's
 }
 
 // Database says where the data and the key sealing the TOTP secrets live.

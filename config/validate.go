@@ -27,6 +27,8 @@ const (
 	maxReplyCacheTTL  = 5 * time.Minute
 	minReplyCacheSize = 1024
 	maxReplyCacheSize = 1 << 24
+	minReceiveBuffer  = 64 << 10  // below the kernel's usual default
+	maxReceiveBuffer  = 256 << 20 // minutes of requests at any rate radotp can answer
 	minPeriod         = 15 * time.Second
 	maxPeriod         = 300 * time.Second
 	maxSkew           = 5
@@ -61,6 +63,9 @@ func (c *Config) validate(p *problems) {
 	intRange(p, scope{}, "radius.queue_size", r.QueueSize, 1, maxQueueSize)
 	durationRange(p, scope{}, "radius.reply_cache_ttl", r.ReplyCacheTTL, minReplyCacheTTL, maxReplyCacheTTL)
 	intRange(p, scope{}, "radius.reply_cache_size", r.ReplyCacheSize, minReplyCacheSize, maxReplyCacheSize)
+	if b := r.ReceiveBuffer; b != 0 && (b < minReceiveBuffer || b > maxReceiveBuffer) {
+		p.bad(scope{}, "radius.receive_buffer", b, "must be 0 (the system's default) or from %d to %d bytes", minReceiveBuffer, maxReceiveBuffer)
+	}
 
 	db := &c.Database
 	if db.Path == "" {

@@ -276,8 +276,10 @@ func (s *Server) readLoop(conn net.PacketConn) error {
 	udp, _ := conn.(*net.UDPConn)
 	var oob []byte
 	var kernelDrops uint32 // the socket's drop counter as last seen
+	rcvbuf := 0            // the socket's receive buffer, for the drop warning
 	if udp != nil && enableDropCount(udp) {
 		oob = make([]byte, 64)
+		rcvbuf = ReceiveBuffer(udp)
 	}
 	for {
 		var (
@@ -291,7 +293,7 @@ func (s *Server) readLoop(conn net.PacketConn) error {
 			n, oobn, _, ap, err = udp.ReadMsgUDPAddrPort(buf, oob)
 			if oobn > 0 {
 				if c, ok := dropCount(oob[:oobn]); ok && c != kernelDrops {
-					s.kernelDropped(c - kernelDrops)
+					s.kernelDropped(c-kernelDrops, rcvbuf)
 					kernelDrops = c
 				}
 			}
@@ -371,14 +373,18 @@ func (s *Server) receive(b []byte, d dest) {
 }
 
 // kernelDropped counts n datagrams that the kernel dropped because the
-// socket's receive buffer was full: the workers and the queue were busy.
-func (s *Server) kernelDropped(n uint32) {
+// socket's receive buffer (rcvbuf bytes as the kernel counts them) was full:
+// the workers and the queue were busy.
+func (s *Server) kernelDropped(n uint32, rcvbuf int) {
 	for range n {
 		s.obs.Dropped(DropOverload)
 	}
 	if ok, suppressed := s.allowLog(slog.LevelWarn, "kernel_drop"); ok {
 		s.log.Warn("radius: requests dropped", "reason", DropOverload, "count", n,
-			"detail", "the socket's receive buffer overflowed while all workers were busy", "suppressed", suppressed)
+			"detail", "the socket's receive buffer overflowed while all workers were busy",
+			"receive_buffer_bytes", rcvbuf,
+			"hint", "if this comes in short bursts while radotp is otherwise keeping up, a larger radius.receive_buffer absorbs them",
+			"suppressed", suppressed)
 	}
 }
 

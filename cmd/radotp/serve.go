@@ -120,6 +120,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("radius.listen %s: %w", cfg.Radius.Listen, err)
 	}
+	if err := setReceiveBuffer(m.conn, cfg.Radius.ReceiveBuffer, m.Logger); err != nil {
+		m.conn.Close()
+		return err
+	}
 	if cfg.Metrics.Listen != "" {
 		m.metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
@@ -234,4 +238,26 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// setReceiveBuffer applies radius.receive_buffer (0: the system's default)
+// and logs the size the socket has. A size the kernel capped is a warning
+// that says how to lift the cap, not an error: radotp still serves.
+func setReceiveBuffer(conn net.PacketConn, n int, log *slog.Logger) error {
+	if n == 0 {
+		log.Info("radius: socket receive buffer", "bytes", radius.ReceiveBuffer(conn), "radius.receive_buffer", "0 (the system's default)")
+		return nil
+	}
+	got, err := radius.SetReceiveBuffer(conn, n)
+	if err != nil {
+		return fmt.Errorf("radius.receive_buffer %d: %w", n, err)
+	}
+	if got < 2*n { // Linux reports twice what it granted
+		log.Warn("radius.receive_buffer: the kernel capped the socket's receive buffer at net.core.rmem_max",
+			"asked", n, "got", got/2,
+			"fix", fmt.Sprintf("sysctl -w net.core.rmem_max=%d (and in /etc/sysctl.d to keep it), or give radotp CAP_NET_ADMIN", n))
+		return nil
+	}
+	log.Info("radius: socket receive buffer", "bytes", got, "radius.receive_buffer", n)
+	return nil
 }
