@@ -19,40 +19,36 @@ func TestSpinners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pids := spinnerPIDs(t)
 	defer stop()
+	// Each is chrt until it runs sh: /proc may show it mid-exec, with an
+	// empty command line, for a moment.
+	pids := spinnerPIDs(t)
+	for deadline := time.Now().Add(5 * time.Second); len(pids) != 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		pids = spinnerPIDs(t)
+	}
 	if len(pids) != 2 {
 		t.Fatalf("%d spinners running, want 2", len(pids))
 	}
-	for _, pid := range pids {
-		var policy int
-		var cpu0 int64
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			var err error
-			policy, cpu0, err = schedStat(pid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if policy == 5 || time.Now().After(deadline) { // chrt has exec'd sh
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+	// chrt sets the policy, then runs sh; a SCHED_IDLE task gets a CPU
+	// whenever one is idle, and a sliver of one even while other test
+	// packages keep both busy: schedstat counts its nanoseconds on a CPU.
+	cpu0 := make([]int64, len(pids))
+	for i, pid := range pids {
+		_, cpu0[i] = schedStat(t, pid)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for i, pid := range pids {
+		policy, cpu := schedStat(t, pid)
+		for (policy != 5 || cpu <= cpu0[i]) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			policy, cpu = schedStat(t, pid)
 		}
 		if policy != 5 {
-			t.Fatalf("spinner %d: scheduling policy %d, want 5 (SCHED_IDLE)", pid, policy)
+			t.Errorf("spinner %d: scheduling policy %d, want 5 (SCHED_IDLE)", pid, policy)
 		}
-		// It gets a CPU whenever one is idle: within seconds even while
-		// other test packages keep both busy.
-		cpu1 := cpu0
-		for deadline := time.Now().Add(10 * time.Second); cpu1 <= cpu0 && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond)
-			if _, cpu1, err = schedStat(pid); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if cpu1 <= cpu0 {
-			t.Errorf("spinner %d used no CPU in 10 s (%d ticks)", pid, cpu0)
+		if cpu <= cpu0[i] {
+			t.Errorf("spinner %d ran for no time in 20 s (%d ns on a CPU)", pid, cpu)
 		}
 	}
 	stop()
@@ -92,24 +88,34 @@ func spinnerPIDs(t *testing.T) []int {
 	return pids
 }
 
-// schedStat returns the scheduling policy (5 is SCHED_IDLE) and the CPU
-// time in ticks (utime+stime) of process pid, from /proc/PID/stat.
-func schedStat(pid int) (policy int, ticks int64, err error) {
+// schedStat returns the scheduling policy of process pid (field 41 of
+// /proc/PID/stat; 5 is SCHED_IDLE) and the nanoseconds it has run on a CPU
+// (the first field of /proc/PID/schedstat).
+func schedStat(t *testing.T, pid int) (policy int, ns int64) {
+	t.Helper()
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, err
+		t.Fatal(err)
 	}
 	f := statFields(stat) // f[0] is field 3
 	if len(f) < 39 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
+		t.Fatalf("/proc/%d/stat: %d fields after the name", pid, len(f))
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	policy, err3 := strconv.Atoi(f[38])         // field 41
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	if policy, err = strconv.Atoi(f[38]); err != nil {
+		t.Fatalf("/proc/%d/stat: policy: %v", pid, err)
 	}
-	return policy, ut + st, nil
+	ss, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := strings.Fields(string(ss))
+	if len(sf) == 0 {
+		t.Fatalf("/proc/%d/schedstat is empty", pid)
+	}
+	if ns, err = strconv.ParseInt(sf[0], 10, 64); err != nil {
+		t.Fatalf("/proc/%d/schedstat: %v", pid, err)
+	}
+	return policy, ns
 }
 
 // statFields splits /proc/PID/stat after the command name, which is in

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -111,7 +112,7 @@ func (r *report) render() string {
 	p("# radotp benchmark, %s\n\n", r.start.UTC().Format("2006-01-02 15:04 MST"))
 	p("- machine: %s; load average at start %s, at end %s (other work on the machine shares the cores)\n", r.machine, r.load0, r.load1)
 	if o.awake {
-		p("- --awake: every CPU had a SCHED_IDLE busy loop during the runs, so no server paid for waking idle vCPUs; the machine-busy rows count the loops too\n")
+		p("- --awake: every CPU had a SCHED_IDLE busy loop during the runs, so no server paid for waking idle vCPUs; the machine-busy rows count the loops too, and they add %d to the load average at the end\n", runtime.NumCPU())
 	}
 	p("- run: %s, %d round(s) of the capacity runs (%s each) and storms; cells give the median [min–max] over the rounds, ratios are taken round by round\n",
 		r.end.Sub(r.start).Round(time.Second), o.rounds, o.dur)

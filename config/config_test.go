@@ -103,6 +103,7 @@ func TestDefaults(t *testing.T) {
 			{"radius.queue_size", c.Radius.QueueSize, 256},
 			{"radius.reply_cache_ttl", c.Radius.ReplyCacheTTL.Duration, 30 * time.Second},
 			{"radius.reply_cache_size", c.Radius.ReplyCacheSize, 1 << 20},
+			{"radius.receive_buffer", c.Radius.ReceiveBuffer, 0},
 			{"database.path", c.Database.Path, "radotp.db"},
 			{"database.key_file", c.Database.KeyFile, "radotp.key"},
 			{"totp.issuer", c.TOTP.Issuer, "radotp"},
@@ -167,6 +168,7 @@ workers = 8
 queue_size = 16
 reply_cache_ttl = "1m30s"
 reply_cache_size = 2048
+receive_buffer = 1048576
 [database]
 path = "/var/lib/radotp/radotp.db"
 key_file = "keys/radotp.key"
@@ -203,6 +205,7 @@ format = "json"
 		{"radius.queue_size", c.Radius.QueueSize, 16},
 		{"radius.reply_cache_ttl", c.Radius.ReplyCacheTTL.Duration, 90 * time.Second},
 		{"radius.reply_cache_size", c.Radius.ReplyCacheSize, 2048},
+		{"radius.receive_buffer", c.Radius.ReceiveBuffer, 1048576},
 		{"database.path (absolute, kept)", c.Database.Path, "/var/lib/radotp/radotp.db"},
 		{"database.key_file (relative, resolved)", c.Database.KeyFile, filepath.Join(dir, "keys", "radotp.key")},
 		{"totp.issuer", c.TOTP.Issuer, "Example Corp"},
@@ -395,6 +398,9 @@ func TestValidation(t *testing.T) {
 		{"ReplyCacheTTLLow", "[radius]\nreply_cache_ttl = \"1s\"\n", []string{`radius.reply_cache_ttl = "1s": must be from 5s to 5m`}},
 		{"ReplyCacheTTLHigh", "[radius]\nreply_cache_ttl = \"1h\"\n", []string{`radius.reply_cache_ttl = "1h": must be from 5s to 5m`}},
 		{"ReplyCacheSize", "[radius]\nreply_cache_size = 100\n", []string{`radius.reply_cache_size = 100: must be from 1024 to 16777216`}},
+		{"ReceiveBufferLow", "[radius]\nreceive_buffer = 65535\n", []string{`radius.receive_buffer = 65535: must be 0 (the system's default) or from 65536 to 67108864 bytes`}},
+		{"ReceiveBufferHigh", "[radius]\nreceive_buffer = 67108865\n", []string{`radius.receive_buffer = 67108865: must be 0 (the system's default) or from 65536 to 67108864 bytes`}},
+		{"ReceiveBufferNegative", "[radius]\nreceive_buffer = -1\n", []string{`radius.receive_buffer = -1: must be 0`}},
 		{"DatabasePathEmpty", "[database]\npath = \"\"\n", []string{`database.path = "": must not be empty`}},
 		{"KeyFileEmpty", "[database]\nkey_file = \"\"\n", []string{`database.key_file = "": must not be empty`}},
 		{"KeyFileIsDatabase", "[database]\npath = \"/x/db\"\nkey_file = \"/x/./db\"\n", []string{`database.key_file = "/x/./db": must not be the database file`}},

@@ -27,8 +27,8 @@ const (
 	maxReplyCacheTTL  = 5 * time.Minute
 	minReplyCacheSize = 1024
 	maxReplyCacheSize = 1 << 24
-	minReceiveBuffer  = 64 << 10  // below the kernel's usual default
-	maxReceiveBuffer  = 256 << 20 // minutes of requests at any rate radotp can answer
+	minReceiveBuffer  = 64 << 10 // below the kernel's usual default
+	maxReceiveBuffer  = 64 << 20 // the kernel counts twice that: ~100,000 requests, seconds at radotp's capacity
 	minPeriod         = 15 * time.Second
 	maxPeriod         = 300 * time.Second
 	maxSkew           = 5

@@ -23,6 +23,28 @@ func rmemMax(t *testing.T) int {
 	return n
 }
 
+// netAdmin reports whether this process has CAP_NET_ADMIN (bit 12 of
+// CapEff), which lets SO_RCVBUFFORCE exceed net.core.rmem_max. Root in a
+// container may lack it.
+func netAdmin(t *testing.T) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return caps&(1<<12) != 0
+		}
+	}
+	t.Fatal("/proc/self/status has no CapEff")
+	return false
+}
+
 func listenLoopback(t *testing.T) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -34,8 +56,8 @@ func listenLoopback(t *testing.T) *net.UDPConn {
 }
 
 // TestSetReceiveBuffer: the size asked for is granted (reported doubled, as
-// Linux does) when the process may exceed net.core.rmem_max, and capped at
-// rmem_max otherwise; ReceiveBuffer reads back the same.
+// Linux does) when the process may exceed net.core.rmem_max (CAP_NET_ADMIN),
+// and capped at rmem_max otherwise; ReceiveBuffer reads back the same.
 func TestSetReceiveBuffer(t *testing.T) {
 	c := listenLoopback(t)
 	if ReceiveBuffer(c) <= 0 {
@@ -50,11 +72,11 @@ func TestSetReceiveBuffer(t *testing.T) {
 		t.Errorf("SetReceiveBuffer reported %d, ReceiveBuffer %d", got, rb)
 	}
 	want := 2 * n
-	if os.Geteuid() != 0 {
-		want = 2 * min(n, rmemMax(t)) // no CAP_NET_ADMIN: capped (unless rmem_max is high)
+	if !netAdmin(t) {
+		want = 2 * min(n, rmemMax(t)) // capped, unless rmem_max is that high
 	}
 	if got != want {
-		t.Errorf("asked %d bytes as uid %d: got %d, want %d", n, os.Geteuid(), got, want)
+		t.Errorf("asked %d bytes (CAP_NET_ADMIN: %v): got %d, want %d", n, netAdmin(t), got, want)
 	}
 	if _, err := SetReceiveBuffer(c, 0); err == nil {
 		t.Error("SetReceiveBuffer(0) did not fail")
@@ -64,14 +86,17 @@ func TestSetReceiveBuffer(t *testing.T) {
 // TestReceiveBufferAbsorbsBurst: a burst that overflows the default buffer
 // of a socket nobody reads fits in a 4 MiB one, every datagram of it.
 func TestReceiveBufferAbsorbsBurst(t *testing.T) {
-	const n, burst, size = 4 << 20, 3000, 200
+	// 900: more than the default buffer holds (~170), fewer than the
+	// per-CPU backlog loopback passes them through (netdev_max_backlog,
+	// 1000), which could drop some of a larger burst on a busy machine.
+	const n, burst, size = 4 << 20, 900, 200
 	big := listenLoopback(t)
 	got, err := SetReceiveBuffer(big, n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got < 2*n {
-		msg := "needs root or CAP_NET_ADMIN (or net.core.rmem_max >= 4 MiB) to set a 4 MiB receive buffer; got " + strconv.Itoa(got/2)
+		msg := "needs CAP_NET_ADMIN (root outside a container) or net.core.rmem_max >= 4 MiB to set a 4 MiB receive buffer; got " + strconv.Itoa(got/2)
 		if os.Getenv("RADOTP_E2E") == "1" {
 			t.Fatal("RADOTP_E2E=1: " + msg)
 		}

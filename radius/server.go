@@ -382,8 +382,8 @@ func (s *Server) kernelDropped(n uint32, rcvbuf int) {
 	if ok, suppressed := s.allowLog(slog.LevelWarn, "kernel_drop"); ok {
 		s.log.Warn("radius: requests dropped", "reason", DropOverload, "count", n,
 			"detail", "the socket's receive buffer overflowed while all workers were busy",
-			"receive_buffer_bytes", rcvbuf,
-			"hint", "if this comes in short bursts while radotp is otherwise keeping up, a larger radius.receive_buffer absorbs them",
+			"receive_buffer_kernel_bytes", rcvbuf,
+			"hint", "if this comes in short bursts while radotp otherwise keeps up, a larger radius.receive_buffer absorbs them (the kernel counts twice the setting)",
 			"suppressed", suppressed)
 	}
 }

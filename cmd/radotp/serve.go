@@ -241,23 +241,25 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // setReceiveBuffer applies radius.receive_buffer (0: the system's default)
-// and logs the size the socket has. A size the kernel capped is a warning
-// that says how to lift the cap, not an error: radotp still serves.
+// and logs the size the socket has, as the kernel counts it (kernel_bytes:
+// twice the setting, the doubling being Linux's room for its bookkeeping). A
+// size the kernel capped is a warning that says how to lift the cap, not an
+// error: radotp still serves.
 func setReceiveBuffer(conn net.PacketConn, n int, log *slog.Logger) error {
 	if n == 0 {
-		log.Info("radius: socket receive buffer", "bytes", radius.ReceiveBuffer(conn), "radius.receive_buffer", "0 (the system's default)")
+		log.Info("radius: socket receive buffer", "radius.receive_buffer", "0 (the system's default)", "kernel_bytes", radius.ReceiveBuffer(conn))
 		return nil
 	}
 	got, err := radius.SetReceiveBuffer(conn, n)
 	if err != nil {
 		return fmt.Errorf("radius.receive_buffer %d: %w", n, err)
 	}
-	if got < 2*n { // Linux reports twice what it granted
+	if got < 2*n { // the kernel caps the setting at rmem_max, then doubles it
 		log.Warn("radius.receive_buffer: the kernel capped the socket's receive buffer at net.core.rmem_max",
-			"asked", n, "got", got/2,
+			"radius.receive_buffer", n, "kernel_bytes", got, "want_kernel_bytes", 2*n,
 			"fix", fmt.Sprintf("sysctl -w net.core.rmem_max=%d (and in /etc/sysctl.d to keep it), or give radotp CAP_NET_ADMIN", n))
 		return nil
 	}
-	log.Info("radius: socket receive buffer", "bytes", got, "radius.receive_buffer", n)
+	log.Info("radius: socket receive buffer", "radius.receive_buffer", n, "kernel_bytes", got)
 	return nil
 }
