@@ -12,17 +12,9 @@ import (
 // the number of datagrams it has dropped so far because c's receive buffer
 // was full (SO_RXQ_OVFL). It reports whether that worked.
 func enableDropCount(c *net.UDPConn) bool {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RXQ_OVFL, 1)
-	}); err != nil || serr != nil {
-		return false
-	}
-	return true
+	return control(c, func(fd int) error {
+		return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RXQ_OVFL, 1)
+	}) == nil
 }
 
 // wordSize is the alignment of control messages (CMSG_ALIGN): a long.

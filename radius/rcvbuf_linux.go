@@ -20,28 +20,17 @@ func SetReceiveBuffer(conn net.PacketConn, n int) (int, error) {
 	if n <= 0 {
 		return 0, fmt.Errorf("receive buffer of %d bytes", n)
 	}
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return 0, fmt.Errorf("%T has no socket", conn)
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
 	var got int
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n)
-		if errors.Is(serr, syscall.EPERM) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+	err := control(conn, func(fd int) (err error) {
+		err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n)
+		if errors.Is(err, syscall.EPERM) {
+			err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
 		}
-		if serr == nil {
-			got, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+		if err == nil {
+			got, err = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF)
 		}
+		return err
 	})
-	if err == nil {
-		err = serr
-	}
 	if err != nil {
 		return 0, fmt.Errorf("set receive buffer: %w", err)
 	}
@@ -51,19 +40,30 @@ func SetReceiveBuffer(conn net.PacketConn, n int) (int, error) {
 // ReceiveBuffer is the receive buffer of conn in bytes as the kernel counts
 // it (SO_RCVBUF, bookkeeping included), or 0 if that cannot be read.
 func ReceiveBuffer(conn net.PacketConn) int {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return 0
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return 0
-	}
 	var got int
-	if rc.Control(func(fd uintptr) {
-		got, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	if control(conn, func(fd int) (err error) {
+		got, err = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+		return err
 	}) != nil {
 		return 0
 	}
 	return got
+}
+
+// control runs f on conn's socket and returns f's error, or why it could
+// not run.
+func control(conn net.PacketConn, f func(fd int) error) error {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("%T has no socket", conn)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
